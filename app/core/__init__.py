@@ -1,0 +1,1 @@
+"""Ground under every domain: settings, database, errors, security. Imports no domain."""

@@ -1,0 +1,88 @@
+"""Settings, read from environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "development-only-secret-change-me"
+DEFAULT_DATA_DIR = Path("data")
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot run the service (raised at start-up, never per request)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+
+    # Database. SQLite is the embedded default; PostgreSQL is production.
+    database_url: str = f"sqlite+aiosqlite:///./{DEFAULT_DATA_DIR}/app.db"
+    db_pool_size: int = Field(default=32, ge=1, le=500)
+    allow_sqlite_in_production: bool = False
+
+    # Tokens.
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    access_token_ttl_seconds: int = Field(default=1800, ge=60)
+    refresh_token_ttl_days: int = Field(default=30, ge=1)
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+
+    # WeChat. Without credentials in development the built-in fake WeChat answers.
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api_base_url: str = ""
+    wechat_timeout_seconds: float = 5.0
+    wechat_max_retries: int = Field(default=2, ge=0, le=5)
+    wechat_miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
+    wechat_env_version: Literal["release", "trial", "develop"] = "release"
+    redis_url: str = ""
+
+    # Files.
+    media_dir: Path = DEFAULT_DATA_DIR / "media"
+    max_upload_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def wechat_configured(self) -> bool:
+        return bool(self.wechat_appid and self.wechat_secret)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if not self.is_production:
+            return self
+        problems = []
+        if (
+            not self.jwt_secret
+            or self.jwt_secret == DEFAULT_JWT_SECRET
+            or len(self.jwt_secret) < 32
+        ):
+            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        if not self.wechat_configured:
+            problems.append("WECHAT_APPID and WECHAT_SECRET must be set")
+        if self.is_sqlite and not self.allow_sqlite_in_production:
+            problems.append(
+                "DATABASE_URL points at SQLite; use PostgreSQL or set ALLOW_SQLITE_IN_PRODUCTION=true"
+            )
+        if problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,30 @@
+"""List parameters and the `{items, total}` answer shared by every list endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+
+class PageParams(BaseModel):
+    limit: int = 20
+    offset: int = 0
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size (max 100)")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip")] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int

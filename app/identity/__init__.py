@@ -1,0 +1,1 @@
+"""Identity: accounts, logins, roles, the deputy roster and binding."""

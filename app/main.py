@@ -1,0 +1,116 @@
+"""The application factory: settings, database, middleware, the error handler and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from app.cases.router import router as cases_router
+from app.core.config import Settings, get_settings
+from app.core.db import Database, get_db
+from app.core.errors import ServiceUnavailable, install_error_handlers, problem_responses
+from app.core.logging import RequestContextMiddleware, configure_logging
+from app.dashboard.router import router as dashboard_router
+from app.identity.router import router as identity_router
+from app.notify.router import router as notify_router
+from app.org.router import router as org_router
+from app.presence.router import router as presence_router
+from app.wishes.router import router as wishes_router
+
+logger = logging.getLogger("app")
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Backend of the WeChat mini-program for people's congress deputy liaison stations
+(人大代表之家 / 代表联络站 / 代表工作室).
+
+Every error is `application/problem+json` (RFC 9457) with a stable `code`; see
+`miniprogram_api_docs/errors.md`. Authenticate with `Authorization: Bearer <access token>`
+from one of the `/auth/*` endpoints.
+"""
+
+TAGS = [
+    {"name": "identity", "description": "Logins, tokens, own profile, accounts"},
+    {"name": "organisation", "description": "Regions, stations, units, deputies"},
+    {"name": "presence", "description": "Duty rosters, check-ins, receptions"},
+    {"name": "wishes", "description": "Micro-wishes (微心愿)"},
+    {"name": "cases", "description": "Suggestions and problem reports (意见建议)"},
+    {"name": "notifications", "description": "Outbox, inbox, subscriptions"},
+    {"name": "dashboard", "description": "Statistics, duty archive, exports"},
+    {"name": "health", "description": "Liveness and readiness"},
+]
+
+
+class HealthStatus(BaseModel):
+    status: str
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.runtime import start_runtime
+
+        app.state.db = Database(settings)
+        async with start_runtime(app, settings):
+            yield
+        await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Deputy liaison station API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        responses=problem_responses(422, 500),
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    for router in (
+        identity_router,
+        org_router,
+        presence_router,
+        wishes_router,
+        cases_router,
+        notify_router,
+        dashboard_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["health"], response_model=HealthStatus)
+    async def healthz() -> HealthStatus:
+        """The process is alive."""
+        return HealthStatus(status="ok")
+
+    @app.get(
+        "/readyz", tags=["health"], response_model=HealthStatus, responses=problem_responses(503)
+    )
+    async def readyz() -> HealthStatus:
+        """The database answers."""
+        db = get_db_from_app(app)
+        try:
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            logger.warning("readiness check failed: %s", type(exc).__name__)
+            raise ServiceUnavailable("数据库暂不可用", code="database_unavailable") from exc
+        return HealthStatus(status="ready")
+
+    return app
+
+
+def get_db_from_app(app: FastAPI) -> Database:
+    return app.state.db  # type: ignore[no-any-return]
+
+
+__all__ = ["create_app", "get_db"]

@@ -1,0 +1,11 @@
+"""Imports every table so that metadata (Alembic, tests) sees the whole schema."""
+
+from app.identity.models import (  # noqa: F401
+    Deputy,
+    DeputyBindingCode,
+    DeputyStation,
+    RefreshToken,
+    User,
+)
+from app.notify.models import InboxMessage, Notification  # noqa: F401
+from app.org.models import Region, Station, Unit  # noqa: F401

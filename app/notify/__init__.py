@@ -1,0 +1,1 @@
+"""Notifications: the transactional outbox, WeChat subscribe messages and the in-app inbox."""

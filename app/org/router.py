@@ -1,0 +1,5 @@
+"""HTTP endpoints of the org domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

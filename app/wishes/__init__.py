@@ -1,0 +1,1 @@
+"""Micro-wishes (微心愿): posted by residents, reviewed by staff, claimed by deputies."""

@@ -1,0 +1,5 @@
+"""HTTP endpoints of the wishes domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,33 @@
+"""The error format, request ids and health endpoints."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    alive = await client.get("http://test/healthz")
+    assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+    ready = await client.get("http://test/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+async def test_unknown_path_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "not_found" and body["status"] == 404 and body["type"] == "about:blank"
+
+
+async def test_wrong_method_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.delete("http://test/healthz")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
+    given = await client.get("http://test/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = await client.get("http://test/healthz", headers={"X-Request-ID": "bad id\n"})
+    assert made.headers["x-request-id"] != "bad id\n" and len(made.headers["x-request-id"]) == 32
