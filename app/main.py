@@ -10,12 +10,14 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app.attachments.router import router as attachments_router
 from app.cases.router import router as cases_router
 from app.core.config import Settings, get_settings
 from app.core.db import Database, get_db
 from app.core.errors import ServiceUnavailable, install_error_handlers, problem_responses
 from app.core.logging import RequestContextMiddleware, configure_logging
 from app.dashboard.router import router as dashboard_router
+from app.identity.deputy_router import router as deputy_router
 from app.identity.router import router as identity_router
 from app.notify.router import router as notify_router
 from app.org.router import router as org_router
@@ -79,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         identity_router,
         org_router,
+        deputy_router,
         presence_router,
+        attachments_router,
         wishes_router,
         cases_router,
         notify_router,

@@ -1,0 +1,1 @@
+"""Attachments: photos uploaded for wishes and cases, behind a small storage interface."""

@@ -1,0 +1,5 @@
+"""HTTP endpoints of attachments."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
