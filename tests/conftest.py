@@ -30,14 +30,14 @@ from tests.factories import Factory
 _TMP = Path(tempfile.mkdtemp(prefix="liaison-tests-"))
 
 
-def test_database_url() -> str:
+def database_url_for_tests() -> str:
     return os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{_TMP / 'test.db'}"
 
 
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "app_env": "development",
-        "database_url": test_database_url(),
+        "database_url": database_url_for_tests(),
         "jwt_secret": "test-secret-" + "x" * 32,
         "wechat_appid": "wx-test-appid",
         "wechat_secret": "wx-test-secret",
