@@ -9,3 +9,5 @@ from app.identity.models import (  # noqa: F401
 )
 from app.notify.models import InboxMessage, Notification  # noqa: F401
 from app.org.models import Region, Station, Unit  # noqa: F401
+from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception  # noqa: F401
+from app.wechat.models import WeChatAccessToken  # noqa: F401

@@ -49,6 +49,22 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_DATA_DIR / "media"
     max_upload_bytes: int = 10 * 1024 * 1024
 
+    # Presence: station codes, check-ins, duty rosters.
+    # Key of the station code signatures; empty means derived from JWT_SECRET.
+    station_qr_secret: str = ""
+    checkin_page: str = "pages/checkin/index"
+    # A rotating code changes every step and is accepted for this many steps (now and before).
+    qr_rotation_step_seconds: int = Field(default=60, ge=10, le=3600)
+    qr_rotation_valid_steps: int = Field(default=2, ge=1, le=10)
+    # A second scan at the same station within this window answers the same check-in.
+    checkin_repeat_window_seconds: int = Field(default=120, ge=0, le=3600)
+    # Open check-ins older than this are closed by the sweep (and flagged auto_closed).
+    checkin_max_hours: int = Field(default=12, ge=1, le=48)
+    # The reported GPS accuracy is credited up to this many metres.
+    checkin_max_accuracy_m: int = Field(default=100, ge=0, le=1000)
+    # A check-in this early before a duty slot starts still counts for the slot.
+    duty_early_minutes: int = Field(default=30, ge=0, le=240)
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
