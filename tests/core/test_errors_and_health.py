@@ -31,3 +31,43 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     assert given.headers["x-request-id"] == "abc-123"
     made = await client.get("http://test/healthz", headers={"X-Request-ID": "bad id\n"})
     assert made.headers["x-request-id"] != "bad id\n" and len(made.headers["x-request-id"]) == 32
+
+
+async def test_unexpected_error_is_problem_500_without_trace(settings) -> None:  # type: ignore[no-untyped-def]
+    from app.main import create_app
+
+    application = create_app(settings)
+
+    @application.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals 13812345678")
+
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.get("/boom", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "internal_error" and body["request_id"] == "trace-me"
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert response.headers["x-request-id"] == "trace-me"
+
+
+async def test_validation_error_names_fields(settings) -> None:  # type: ignore[no-untyped-def]
+    from fastapi import Query
+
+    from app.main import create_app
+
+    application = create_app(settings)
+
+    @application.get("/echo")
+    async def echo(n: int = Query(ge=1)) -> dict[str, int]:
+        return {"n": n}
+
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.get("/echo", params={"n": "zero"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert body["errors"][0]["field"] == "query.n"
