@@ -1,5 +1,6 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
+from app.dashboard.models import ManualAct  # noqa: F401
 from app.identity.models import (  # noqa: F401
     Deputy,
     DeputyBindingCode,
@@ -7,7 +8,12 @@ from app.identity.models import (  # noqa: F401
     RefreshToken,
     User,
 )
-from app.notify.models import InboxMessage, Notification  # noqa: F401
+from app.notify.models import (  # noqa: F401
+    InboxMessage,
+    Notification,
+    Subscription,
+    WorkerLease,
+)
 from app.org.models import Region, Station, Unit  # noqa: F401
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception  # noqa: F401
 from app.wechat.models import WeChatAccessToken  # noqa: F401

@@ -1,5 +1,94 @@
-"""HTTP endpoints of the dashboard domain."""
+"""HTTP endpoints of the dashboard domain: statistics, the duty archive, exports."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.core.db import SessionDep
+from app.core.deps import StaffPrincipal
+from app.core.errors import problem_responses
+from app.core.pagination import Page, PageDep
+from app.dashboard import acts
+from app.dashboard.deps import ArchiveEditable, ArchiveReadable
+from app.dashboard.schemas import ManualActCreate, ManualActPublic, ManualActUpdate
+
+router = APIRouter(tags=["dashboard"])
+
+YearQuery = Annotated[int | None, Query(ge=2000, le=2100, description="Calendar year")]
+
+
+# --- Manual acts of the duty archive ---------------------------------------------------------
+
+
+@router.post(
+    "/deputies/{deputy_id}/acts",
+    status_code=201,
+    response_model=ManualActPublic,
+    summary="Add an act done outside the system to a deputy's archive",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_manual_act(
+    session: SessionDep,
+    principal: StaffPrincipal,
+    deputy: ArchiveEditable,
+    body: ManualActCreate,
+) -> ManualActPublic:
+    """Staff of the deputy's region record an inspection (视察), training (培训), meeting
+    (会议) or research visit (调研). It appears in the deputy's archive and counts towards
+    the yearly score."""
+    assert deputy.id is not None
+    act = await acts.add_act(session, principal, deputy.id, body)
+    return ManualActPublic.model_validate(act)
+
+
+@router.get(
+    "/deputies/{deputy_id}/acts",
+    response_model=Page[ManualActPublic],
+    summary="List the manual acts of a deputy's archive",
+    responses=problem_responses(401, 403, 404),
+)
+async def list_manual_acts(
+    session: SessionDep, deputy: ArchiveReadable, page: PageDep, year: YearQuery = None
+) -> Page[ManualActPublic]:
+    """Staff of the deputy's region, or the deputy themself; newest first."""
+    assert deputy.id is not None
+    items, total = await acts.list_acts(session, deputy.id, year, page)
+    return Page(items=[ManualActPublic.model_validate(a) for a in items], total=total)
+
+
+@router.patch(
+    "/deputies/{deputy_id}/acts/{act_id}",
+    response_model=ManualActPublic,
+    summary="Correct a manual act",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def update_manual_act(
+    session: SessionDep,
+    deputy: ArchiveEditable,
+    body: ManualActUpdate,
+    act_id: Annotated[int, Path(ge=1)],
+) -> ManualActPublic:
+    """Staff of the deputy's region. Send the `version` read to guard against a concurrent
+    edit (409 `version_conflict`)."""
+    assert deputy.id is not None
+    act = await acts.act_of_deputy(session, deputy.id, act_id)
+    act = await acts.update_act(session, act, body)
+    return ManualActPublic.model_validate(act)
+
+
+@router.delete(
+    "/deputies/{deputy_id}/acts/{act_id}",
+    status_code=204,
+    summary="Remove a manual act",
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_manual_act(
+    session: SessionDep, deputy: ArchiveEditable, act_id: Annotated[int, Path(ge=1)]
+) -> Response:
+    """Staff of the deputy's region."""
+    assert deputy.id is not None
+    act = await acts.act_of_deputy(session, deputy.id, act_id)
+    await acts.delete_act(session, act)
+    return Response(status_code=204)
