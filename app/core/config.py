@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_DATA_DIR / "media"
     max_upload_bytes: int = 10 * 1024 * 1024
 
+    # Dashboard (statistics, duty archive, exports).
+    # Weight of each kind of act in a deputy's yearly archive score. JSON in the environment,
+    # e.g. DASHBOARD_SCORE_WEIGHTS='{"checkin": 1, "inspection": 5}'; kinds not named keep
+    # their default weight (app.dashboard.archive.DEFAULT_SCORE_WEIGHTS).
+    dashboard_score_weights: dict[str, float] = Field(default_factory=dict)
+    # Deputies with no recorded act for this many months are listed as 约谈 candidates.
+    inactive_deputy_months: int = Field(default=6, ge=1, le=60)
+    # Upper bound on the rows one export streams (a guard, not a page size).
+    export_max_rows: int = Field(default=200_000, ge=1)
+
     # Presence: station codes, check-ins, duty rosters.
     # Key of the station code signatures; empty means derived from JWT_SECRET.
     station_qr_secret: str = ""
