@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,20 @@ from app.core.clock import clock
 from app.core.config import Settings
 from app.core.db import Database
 from app.main import create_app
+from app.wechat.fake_server import FakeWeChat, FakeWeChatServer
 from tests.factories import Factory
 
 _TMP = Path(tempfile.mkdtemp(prefix="liaison-tests-"))
+
+WECHAT_APPID = "wx-test-appid"
+WECHAT_SECRET = "wx-test-secret"
+
+# One fake WeChat for the whole run, started on first use (make_settings points at it).
+_FAKE_WECHAT = FakeWeChatServer(FakeWeChat({WECHAT_APPID: WECHAT_SECRET}))
+
+
+def fake_wechat_url() -> str:
+    return _FAKE_WECHAT.base_url or _FAKE_WECHAT.start()
 
 
 def database_url_for_tests() -> str:
@@ -39,14 +50,29 @@ def make_settings(**overrides: Any) -> Settings:
         "app_env": "development",
         "database_url": database_url_for_tests(),
         "jwt_secret": "test-secret-" + "x" * 32,
-        "wechat_appid": "wx-test-appid",
-        "wechat_secret": "wx-test-secret",
+        "wechat_appid": WECHAT_APPID,
+        "wechat_secret": WECHAT_SECRET,
+        "wechat_api_base_url": fake_wechat_url(),
         "media_dir": _TMP / "media",
         "log_level": "WARNING",
         "db_pool_size": 20,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_wechat_server() -> Iterator[FakeWeChatServer]:
+    fake_wechat_url()
+    yield _FAKE_WECHAT
+    _FAKE_WECHAT.stop()
+
+
+@pytest.fixture
+def fake_wechat() -> FakeWeChat:
+    """The fake WeChat the app talks to: inject failures (`fail`), read what it received
+    (`received`, `messages`), map codes (`openid_for`). Reset after every test."""
+    return _FAKE_WECHAT.fake
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +99,10 @@ def db(app: FastAPI) -> Database:
 @pytest.fixture(autouse=True)
 async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     clock.reset()
+    _FAKE_WECHAT.fake.reset()
     yield
     clock.reset()
+    _FAKE_WECHAT.fake.reset()
     if "app" not in request.fixturenames:
         return
     database: Database = request.getfixturevalue("db")
