@@ -54,4 +54,8 @@ async def start_runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]
         app.state.wechat = gateway
         stack.push_async_callback(gateway.close)
         # The notification worker attaches here (after the gateway, closed before it).
+        if settings.worker_in_process:
+            from app.notify.worker import in_process_worker
+
+            await stack.enter_async_context(in_process_worker(app.state.db, settings, gateway))
         yield

@@ -56,6 +56,8 @@ def make_settings(**overrides: Any) -> Settings:
         "media_dir": _TMP / "media",
         "log_level": "WARNING",
         "db_pool_size": 20,
+        # Tests drive delivery themselves (tests/notify); no worker in the background.
+        "run_worker_in_process": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +75,24 @@ class Settings(BaseSettings):
     # A check-in this early before a duty slot starts still counts for the slot.
     duty_early_minutes: int = Field(default=30, ge=0, le=240)
 
+    # Notifications: outbox delivery, subscribe-message templates, the worker.
+    # A message is retried this many times (network, 5xx, busy, rate limit), then `failed`.
+    notify_max_attempts: int = Field(default=6, ge=1, le=50)
+    # Retry n waits base * 2**(n-1) seconds, jittered by ±50 %, at most an hour.
+    notify_backoff_base_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # Rows one claim takes, and sends in flight at once within one worker.
+    notify_batch_size: int = Field(default=200, ge=1, le=2000)
+    notify_concurrency: int = Field(default=32, ge=1, le=500)
+    # A claimed row whose worker went silent this long is claimed again by another worker.
+    notify_lease_seconds: int = Field(default=120, ge=5, le=3600)
+    # Sleep between passes when nothing is due.
+    notify_poll_seconds: float = Field(default=2.0, ge=0.05, le=300.0)
+    # Per event: {"template_id": ..., "page": ..., "fields": {"thing1": "title", ...}}; JSON in
+    # the environment. Events not named keep app.notify.templates.DEFAULT_TEMPLATES.
+    notify_templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Run the worker inside the API process too; unset means yes in development only.
+    run_worker_in_process: bool | None = None
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
@@ -82,6 +100,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def worker_in_process(self) -> bool:
+        if self.run_worker_in_process is None:
+            return not self.is_production
+        return self.run_worker_in_process
 
     @property
     def wechat_configured(self) -> bool:
