@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -10,13 +10,71 @@ from app.core.db import SessionDep
 from app.core.deps import StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
-from app.dashboard import acts
-from app.dashboard.deps import ArchiveEditable, ArchiveReadable
-from app.dashboard.schemas import ManualActCreate, ManualActPublic, ManualActUpdate
+from app.dashboard import acts, stats
+from app.dashboard.deps import ArchiveEditable, ArchiveReadable, DateRangeDep, StaffScope
+from app.dashboard.schemas import (
+    RATE_DOCS,
+    CaseStats,
+    ManualActCreate,
+    ManualActPublic,
+    ManualActUpdate,
+    OverviewStats,
+)
 
 router = APIRouter(tags=["dashboard"])
 
 YearQuery = Annotated[int | None, Query(ge=2000, le=2100, description="Calendar year")]
+
+
+RATES_MD = "\n".join(f"- **{name}**: {text}" for name, text in RATE_DOCS.items())
+
+
+# --- Statistics ------------------------------------------------------------------------------
+
+
+@router.get(
+    "/stats/overview",
+    response_model=OverviewStats,
+    summary="Overview of a region: cases, wishes, presence and the three rates (三率)",
+    description=(
+        "Staff see their region subtree (or a region inside it with `region_id`; outside it "
+        "answers 403); admins see everything. Days are Asia/Shanghai calendar days, `from` and "
+        "`to` both included.\n\nThe three rates, each a fraction in [0, 1], null when its "
+        "denominator is zero:\n\n" + RATES_MD
+    ),
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_overview(
+    session: SessionDep, _staff: StaffPrincipal, scope: StaffScope, period: DateRangeDep
+) -> OverviewStats:
+    return await stats.overview(session, scope, period)
+
+
+@router.get(
+    "/stats/cases",
+    response_model=CaseStats,
+    summary="Cases grouped by category, unit, region, station, day, week or month",
+    description=(
+        "Cases registered in the range, per group: counts, resolution and satisfaction rates, "
+        "mean and 90th-percentile (continuous, as PostgreSQL's percentile_cont) hours to the "
+        "unit's reply and to resolution. `region` groups by the regions one level below the "
+        "scope's region (cases registered at the scope's region itself form their own group). "
+        "`week` starts on Monday; days are Asia/Shanghai days. Units are also ranked by overdue "
+        "cases and by satisfaction rate."
+    ),
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_case_stats(
+    session: SessionDep,
+    _staff: StaffPrincipal,
+    scope: StaffScope,
+    period: DateRangeDep,
+    group_by: Annotated[
+        Literal["category", "unit", "region", "station", "day", "week", "month"],
+        Query(description="How to group"),
+    ] = "category",
+) -> CaseStats:
+    return await stats.case_stats(session, scope, period, group_by)
 
 
 # --- Manual acts of the duty archive ---------------------------------------------------------

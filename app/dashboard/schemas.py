@@ -90,3 +90,245 @@ class ManualActPublic(BaseModel):
     created_at: datetime
     updated_at: datetime | None
     version: int
+
+
+# --- Statistics ------------------------------------------------------------------------------
+
+RATE_DOCS = {
+    "response": (
+        "按期答复率 Response rate: of the cases whose deadline falls in the range and has "
+        "passed or been met by a reply, the share answered (fed back) on or before the deadline."
+    ),
+    "resolution": (
+        "办结率 Resolution rate: of the cases registered in the range and accepted (not rejected, "
+        "not merged), the share now resolved."
+    ),
+    "satisfaction": (
+        "满意率 Satisfaction rate: of the cases registered in the range that were rated, the "
+        "share rated satisfied or basically satisfied."
+    ),
+}
+
+
+class Rate(BaseModel):
+    rate: float | None = Field(
+        description="numerator / denominator in [0, 1]; null when the denominator is 0",
+        examples=[0.8],
+    )
+    numerator: int
+    denominator: int
+
+
+class Rates(BaseModel):
+    response: Rate = Field(description=RATE_DOCS["response"])
+    resolution: Rate = Field(description=RATE_DOCS["resolution"])
+    satisfaction: Rate = Field(description=RATE_DOCS["satisfaction"])
+
+
+class CaseFigures(BaseModel):
+    new: int = Field(description="Cases registered in the range")
+    by_status: dict[str, int] = Field(
+        description="The cases registered in the range, by their status now"
+    )
+    overdue: int = Field(
+        description="Of the cases registered in the range, those waiting for the unit's reply "
+        "(registered or handling) with their deadline passed"
+    )
+    under_supervision: int = Field(
+        description="Of the cases registered in the range, those marked for supervision (督办)"
+    )
+    open_now: int = Field(
+        description="All open cases in scope now (registered, handling, fed back), any date"
+    )
+    overdue_now: int = Field(description="All cases in scope overdue now, any date")
+    under_supervision_now: int = Field(description="Open cases in scope under supervision now")
+
+
+class WishFigures(BaseModel):
+    new: int = Field(description="Wishes posted in the range")
+    by_status: dict[str, int] = Field(description="The wishes posted in the range, by status now")
+    claimed: int = Field(description="Wishes claimed in the range (still held by the claimer)")
+    fulfilled: int = Field(description="Wishes reported fulfilled in the range")
+
+
+class PresenceFigures(BaseModel):
+    checkins: int = Field(description="Check-ins made in the range at stations in scope")
+    deputies_checked_in: int = Field(description="Distinct deputies among them")
+    duty_hours: float = Field(
+        description="Hours between check-in and check-out; check-ins closed automatically "
+        "(the deputy never checked out) are not counted"
+    )
+    auto_closed: int = Field(description="Check-ins closed automatically")
+    checkins_on_duty: int = Field(description="Check-ins that matched a duty slot")
+    duty_assignments: int = Field(
+        description="Deputy duty slots on the roster starting in the range"
+    )
+    duty_assignments_attended: int = Field(
+        description="Of those, the ones the deputy checked in for"
+    )
+    attendance_rate: float | None = Field(description="attended / assignments, null if none")
+    receptions: int = Field(description="Residents received in the range")
+
+
+class OverviewStats(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "region_id": 1,
+                    "from": "2026-11-01",
+                    "to": "2026-11-30",
+                    "cases": {
+                        "new": 120,
+                        "by_status": {
+                            "registered": 10,
+                            "handling": 30,
+                            "fed_back": 15,
+                            "resolved": 60,
+                            "rejected": 4,
+                            "merged": 1,
+                        },
+                        "overdue": 6,
+                        "under_supervision": 3,
+                        "open_now": 80,
+                        "overdue_now": 9,
+                        "under_supervision_now": 4,
+                    },
+                    "wishes": {
+                        "new": 25,
+                        "by_status": {
+                            "pending_review": 2,
+                            "published": 5,
+                            "claimed": 6,
+                            "fulfilled": 4,
+                            "completed": 7,
+                            "rejected": 1,
+                            "withdrawn": 0,
+                            "expired": 0,
+                        },
+                        "claimed": 12,
+                        "fulfilled": 11,
+                    },
+                    "presence": {
+                        "checkins": 340,
+                        "deputies_checked_in": 58,
+                        "duty_hours": 812.5,
+                        "auto_closed": 7,
+                        "checkins_on_duty": 290,
+                        "duty_assignments": 300,
+                        "duty_assignments_attended": 281,
+                        "attendance_rate": 0.9367,
+                        "receptions": 415,
+                    },
+                    "rates": {
+                        "response": {"rate": 0.9, "numerator": 54, "denominator": 60},
+                        "resolution": {"rate": 0.5128, "numerator": 60, "denominator": 117},
+                        "satisfaction": {"rate": 0.95, "numerator": 57, "denominator": 60},
+                    },
+                }
+            ]
+        },
+    )
+
+    region_id: int | None = Field(description="The region counted (null: everything, admins)")
+    from_: date = Field(alias="from")
+    to: date
+    cases: CaseFigures
+    wishes: WishFigures
+    presence: PresenceFigures
+    rates: Rates
+
+
+class CaseGroup(BaseModel):
+    key: int | str | None = Field(
+        description="Category, unit, region or station id (null: none, e.g. not yet assigned), "
+        "or the first day of the day/week/month"
+    )
+    label: str | None = Field(default=None, description="Its name")
+    total: int = 0
+    open: int = 0
+    resolved: int = 0
+    overdue: int = 0
+    rated: int = 0
+    satisfied: int = Field(default=0, description="Rated satisfied or basically satisfied")
+    resolution_rate: float | None = None
+    satisfaction_rate: float | None = None
+    avg_response_hours: float | None = Field(
+        default=None, description="Mean hours from registration to the unit's reply"
+    )
+    p90_response_hours: float | None = Field(
+        default=None, description="90th percentile (continuous) of the same"
+    )
+    avg_resolution_hours: float | None = Field(
+        default=None, description="Mean hours from registration to resolution"
+    )
+    p90_resolution_hours: float | None = None
+
+
+class UnitRank(BaseModel):
+    rank: int
+    unit_id: int
+    name: str | None
+    total: int
+    overdue: int
+    rated: int
+    satisfaction_rate: float | None
+
+
+class CaseStats(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "region_id": 1,
+                    "from": "2026-11-01",
+                    "to": "2026-11-30",
+                    "group_by": "unit",
+                    "groups": [
+                        {
+                            "key": 3,
+                            "label": "区住建委",
+                            "total": 40,
+                            "open": 12,
+                            "resolved": 26,
+                            "overdue": 2,
+                            "rated": 20,
+                            "satisfied": 19,
+                            "resolution_rate": 0.65,
+                            "satisfaction_rate": 0.95,
+                            "avg_response_hours": 51.2,
+                            "p90_response_hours": 120.0,
+                            "avg_resolution_hours": 160.4,
+                            "p90_resolution_hours": 300.5,
+                        }
+                    ],
+                    "units_by_overdue": [
+                        {
+                            "rank": 1,
+                            "unit_id": 3,
+                            "name": "区住建委",
+                            "total": 40,
+                            "overdue": 2,
+                            "rated": 20,
+                            "satisfaction_rate": 0.95,
+                        }
+                    ],
+                    "units_by_satisfaction": [],
+                }
+            ]
+        },
+    )
+
+    region_id: int | None
+    from_: date = Field(alias="from")
+    to: date
+    group_by: str
+    groups: list[CaseGroup]
+    units_by_overdue: list[UnitRank] = Field(
+        description="Units leading cases registered in the range, most overdue first"
+    )
+    units_by_satisfaction: list[UnitRank] = Field(
+        description="Units with rated cases, highest satisfaction rate first"
+    )
