@@ -1,5 +1,6 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
+from app.attachments.models import Attachment  # noqa: F401
 from app.dashboard.models import ManualAct  # noqa: F401
 from app.identity.models import (  # noqa: F401
     Deputy,
@@ -17,3 +18,4 @@ from app.notify.models import (  # noqa: F401
 from app.org.models import Region, Station, Unit  # noqa: F401
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception  # noqa: F401
 from app.wechat.models import WeChatAccessToken  # noqa: F401
+from app.wishes.models import Wish, WishClaimLock, WishEvent  # noqa: F401

@@ -93,6 +93,20 @@ class Settings(BaseSettings):
     # Run the worker inside the API process too; unset means yes in development only.
     run_worker_in_process: bool | None = None
 
+    # Wishes (微心愿) and attachments.
+    # A deputy may hold at most this many claimed, not yet fulfilled wishes.
+    wish_max_open_claims: int = Field(default=3, ge=1, le=100)
+    # Published wishes nobody claimed for this many days expire (sweep).
+    wish_expire_days: int = Field(default=30, ge=1, le=365)
+    # Fulfilled wishes the resident has not confirmed for this many days complete (sweep).
+    wish_auto_complete_days: int = Field(default=7, ge=1, le=90)
+    # Photos per wish and per fulfilment report.
+    wish_max_attachments: int = Field(default=9, ge=0, le=30)
+    # msgSecCheck v2 scene for wish texts: 3 = 论坛 (a post shown publicly on the wall).
+    wish_sec_check_scene: int = Field(default=3, ge=1, le=4)
+    # Uploaded images larger than this many pixels are refused (decompression bombs).
+    max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000)
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"

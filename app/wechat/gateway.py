@@ -46,6 +46,7 @@ from app.wechat.types import (
     CODE_USED,
     EXPIRED_TOKEN,
     INVALID_TOKEN,
+    RATE_LIMIT,
     PhoneInfo,
     SecCheckResult,
     WeChatAPIError,
@@ -64,6 +65,7 @@ WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
 # the last five minutes of the current one, and the old one stays valid meanwhile.
 TOKEN_RENEW_MARGIN = timedelta(minutes=5)
 THREADS = 16
+DAILY_QUOTA = 45009  # wechatpy's APILimitedException; the per-minute limit is 45011
 _SUGGESTIONS = ("pass", "review", "risky")
 
 
@@ -128,6 +130,8 @@ def _translate(exc: BaseException) -> tuple[WeChatError, bool] | None:
         errcode = int(exc.errcode)
         if errcode == BUSY:
             return WeChatUnavailable(BUSY, str(exc.errmsg)), True
+        if errcode in (RATE_LIMIT, DAILY_QUOTA):
+            return WeChatRateLimited(errcode, str(exc.errmsg)), False
         return WeChatAPIError(errcode, str(exc.errmsg)), False
     return None
 
