@@ -66,7 +66,8 @@ class Deputy(SQLModel, table=True):
     level: DeputyLevel = enum_field(length=20)
     title: str | None = Field(default=None, max_length=100)  # 职务/工作单位
     gender: str | None = Field(default=None, max_length=10)
-    phone: str | None = Field(default=None, max_length=20, index=True)
+    # Unique: the roster import and binding by verified phone match deputies by it.
+    phone: str | None = Field(default=None, max_length=20, unique=True)
     region_id: int | None = Field(default=None, foreign_key="region.id", index=True)
     photo_url: str | None = Field(default=None, max_length=500)
     bio: str | None = Field(default=None, max_length=2000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Index, SQLModel
 
 from app.core.models import created_at_field, enum_field, timestamp_field
 
@@ -49,6 +49,9 @@ class Region(SQLModel, table=True):
 
 
 class Station(SQLModel, table=True):
+    # Nearest-station search prefilters on a latitude/longitude bounding box.
+    __table_args__ = (Index("ix_station_latitude_longitude", "latitude", "longitude"),)
+
     id: int | None = Field(default=None, primary_key=True)
     kind: StationKind = enum_field(length=30, index=True)
     name: str = Field(max_length=100)
