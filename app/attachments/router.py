@@ -1,5 +1,94 @@
-"""HTTP endpoints of attachments."""
+"""HTTP endpoints of attachments: upload an image, fetch one."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi.responses import StreamingResponse
+
+from app.attachments import service
+from app.attachments.schemas import AttachmentPublic
+from app.core.db import Database, SessionDep, get_db
+from app.core.deps import CurrentPrincipal, OptionalPrincipal, SettingsDep
+from app.core.errors import NotFound, problem_responses
+from app.core.storage import Storage, get_storage
+
+router = APIRouter(prefix="/attachments", tags=["cases", "wishes"])
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AttachmentPublic,
+    responses=problem_responses(401, 413, 415, 422),
+    summary="Upload an image (JPEG, PNG or WebP)",
+)
+async def upload_attachment(
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    storage: StorageDep,
+    file: Annotated[
+        UploadFile, File(description="The image, as `wx.uploadFile` sends it (name: `file`)")
+    ],
+) -> AttachmentPublic:
+    """Store a photo for a wish, a fulfilment report or a case (附件上传).
+
+    The type is read from the bytes themselves (the file name and the part's content type are
+    ignored); anything but JPEG, PNG or WebP is refused with 415. Larger than
+    `MAX_UPLOAD_BYTES` is refused with 413. The image is turned upright and re-encoded with
+    no metadata: EXIF, and with it the GPS position, never reaches the server's disk.
+    The answer's `id` goes into `attachment_ids` of the object it illustrates; until then
+    only the uploader can fetch it.
+    """
+    data = await file.read(settings.max_upload_bytes + 1)
+    await file.close()
+    attachment = await service.store_upload(
+        db, storage, settings, uploader_id=principal.user_id, data=data
+    )
+    return AttachmentPublic.of(attachment)
+
+
+@router.get(
+    "/{attachment_id}",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
+            "description": "The image bytes",
+        },
+        **problem_responses(401, 404),
+    },
+    summary="Fetch an image",
+)
+async def get_attachment(
+    attachment_id: int,
+    session: SessionDep,
+    principal: OptionalPrincipal,
+    storage: StorageDep,
+) -> StreamingResponse:
+    """The image, to its uploader and to whoever may see the wish or case it belongs to.
+
+    Anyone else gets 404 (not 403), so ids reveal nothing. Photos of a published wish are
+    public like the wish itself.
+    """
+    attachment = await service.get_attachment(session, attachment_id)
+    if attachment is None or not await service.can_view(session, principal, attachment):
+        raise NotFound("图片不存在或无权查看")
+    if not await storage.exists(attachment.storage_key):
+        raise NotFound("图片文件已丢失")
+    private = attachment.owner_type is None
+    return StreamingResponse(
+        storage.stream(attachment.storage_key),
+        media_type=attachment.content_type,
+        headers={
+            "Content-Length": str(attachment.size),
+            "Cache-Control": "private, max-age=3600" if not private else "private, no-store",
+            "ETag": f'"{attachment.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
