@@ -1,6 +1,15 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
 from app.attachments.models import Attachment  # noqa: F401
+from app.cases.models import (  # noqa: F401
+    Case,
+    CaseCategory,
+    CaseCoUnit,
+    CaseEvent,
+    CaseFollow,
+    CaseSubmissionKey,
+    RoutingRule,
+)
 from app.dashboard.models import ManualAct  # noqa: F401
 from app.identity.models import (  # noqa: F401
     Deputy,

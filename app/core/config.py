@@ -107,6 +107,26 @@ class Settings(BaseSettings):
     # Uploaded images larger than this many pixels are refused (decompression bombs).
     max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000)
 
+    # Cases (意见建议): submission limits, deadlines, sweeps, triage.
+    # Submissions per resident or deputy account (staff registering calls are not limited),
+    # counted in the database so every replica sees the same count.
+    case_submit_per_hour: int = Field(default=10, ge=1, le=10_000)
+    case_submit_per_day: int = Field(default=30, ge=1, le=100_000)
+    # Working days a unit gets when the category names none.
+    case_default_deadline_days: int = Field(default=10, ge=1, le=365)
+    # A fed-back case the resident has not rated for this many days is resolved by the sweep.
+    case_auto_resolve_days: int = Field(default=7, ge=1, le=365)
+    # Units and staff get an inbox message this long before a deadline passes.
+    case_due_soon_hours: int = Field(default=24, ge=1, le=720)
+    # Open cases this close to a new one are shown to staff as possibly the same problem.
+    case_similar_radius_m: int = Field(default=500, ge=10, le=50_000)
+    # msgSecCheck v2 scene for case texts: 2 = 评论 (text addressed to the authorities).
+    case_sec_check_scene: int = Field(default=2, ge=1, le=4)
+    # Page a deputy's own code opens (the resident writes to that deputy).
+    case_deputy_qr_page: str = "pages/case/new"
+    # Key of the deputy code signatures; empty means derived from JWT_SECRET.
+    case_deputy_qr_secret: str = ""
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
