@@ -164,7 +164,7 @@ def fit_phone_number(value: Any, fallback: str = "-") -> str:
     return text[:PHONE_MAX] or fallback
 
 
-def fit_car_number(value: Any, fallback: str = "-") -> str:
+def fit_car_number(value: Any, fallback: str = "无") -> str:
     chars = [
         ch.upper() for ch in _clean_text(value) if is_cjk(ch) or (ch.isascii() and ch.isalnum())
     ]
