@@ -7,14 +7,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from app.core.db import SessionDep
-from app.core.deps import StaffPrincipal
+from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
-from app.dashboard import acts, stats
+from app.dashboard import acts, deputies, stats
 from app.dashboard.deps import ArchiveEditable, ArchiveReadable, DateRangeDep, StaffScope
 from app.dashboard.schemas import (
     RATE_DOCS,
     CaseStats,
+    DeputyStats,
     ManualActCreate,
     ManualActPublic,
     ManualActUpdate,
@@ -75,6 +76,40 @@ async def get_case_stats(
     ] = "category",
 ) -> CaseStats:
     return await stats.case_stats(session, scope, period, group_by)
+
+
+@router.get(
+    "/stats/deputies",
+    response_model=DeputyStats,
+    summary="Per-deputy activity, and the deputies inactive for months (约谈 candidates)",
+    description=(
+        "Deputies on the active roster in scope (by their region or a station they serve), "
+        "ordered by name, with their check-ins, duty attendance against the roster, duty hours, "
+        "receptions, cases submitted and followed, wishes claimed and fulfilled, and manual "
+        "acts in the range. A deputy with no recorded act for `inactive_deputy_months` months "
+        "(a setting) is `inactive`; `inactive_only=true` lists just those."
+    ),
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_deputy_stats(
+    session: SessionDep,
+    _staff: StaffPrincipal,
+    settings: SettingsDep,
+    scope: StaffScope,
+    period: DateRangeDep,
+    page: PageDep,
+    inactive_only: Annotated[
+        bool, Query(description="Only deputies with no act for the set number of months")
+    ] = False,
+) -> DeputyStats:
+    return await deputies.deputy_stats(
+        session,
+        scope,
+        period,
+        page,
+        inactive_months=settings.inactive_deputy_months,
+        inactive_only=inactive_only,
+    )
 
 
 # --- Manual acts of the duty archive ---------------------------------------------------------

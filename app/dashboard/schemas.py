@@ -332,3 +332,79 @@ class CaseStats(BaseModel):
     units_by_satisfaction: list[UnitRank] = Field(
         description="Units with rated cases, highest satisfaction rate first"
     )
+
+
+# --- Deputies --------------------------------------------------------------------------------
+
+
+class DeputyActivity(BaseModel):
+    deputy_id: int
+    name: str
+    level: str
+    region_id: int | None
+    checkins: int = Field(description="Check-ins in the range, at any station")
+    checkins_on_duty: int = Field(description="Of those, matched to one of their duty slots")
+    duty_hours: float = Field(description="Hours checked in (automatically closed not counted)")
+    duty_assignments: int = Field(description="Their duty slots on the roster in the range")
+    duty_assignments_attended: int = Field(description="Of those, attended (checked in)")
+    attendance_rate: float | None = Field(description="attended / assignments; null if none")
+    receptions: int
+    cases_submitted: int = Field(description="Cases the deputy's account submitted")
+    cases_followed: int = Field(description="Cases the deputy started following")
+    wishes_claimed: int
+    wishes_fulfilled: int
+    manual_acts: int = Field(description="Inspections, trainings, meetings, research (staff)")
+    last_active_at: datetime | None = Field(description="Latest recorded act, any date")
+    inactive: bool = Field(
+        description="No recorded act since `inactive_since`: a candidate for a talk (约谈)"
+    )
+
+
+class DeputyStats(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "region_id": 1,
+                    "from": "2026-11-01",
+                    "to": "2026-11-30",
+                    "inactive_months": 6,
+                    "inactive_since": "2026-05-22",
+                    "inactive_total": 3,
+                    "total": 42,
+                    "items": [
+                        {
+                            "deputy_id": 12,
+                            "name": "王芳",
+                            "level": "district",
+                            "region_id": 2,
+                            "checkins": 6,
+                            "checkins_on_duty": 5,
+                            "duty_hours": 17.5,
+                            "duty_assignments": 5,
+                            "duty_assignments_attended": 5,
+                            "attendance_rate": 1.0,
+                            "receptions": 14,
+                            "cases_submitted": 3,
+                            "cases_followed": 2,
+                            "wishes_claimed": 1,
+                            "wishes_fulfilled": 1,
+                            "manual_acts": 2,
+                            "last_active_at": "2026-11-28T02:10:00Z",
+                            "inactive": False,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    region_id: int | None
+    from_: date = Field(alias="from")
+    to: date
+    inactive_months: int = Field(description="settings.inactive_deputy_months")
+    inactive_since: date = Field(description="Cut-off: no act on or after this day → inactive")
+    inactive_total: int = Field(description="Inactive deputies in scope (约谈 candidates)")
+    items: list[DeputyActivity]
+    total: int

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, true
+from sqlalchemy import Select, and_, case, func, select, true
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.cases.models import Case, CaseCategory, CaseStatus, Satisfaction
+from app.cases.models import Case, CaseAction, CaseCategory, CaseEvent, CaseStatus, Satisfaction
 from app.core.clock import utcnow
 from app.dashboard.deps import DateRange, RegionScope
 from app.dashboard.schemas import (
@@ -300,6 +300,17 @@ async def _presence_figures(
     )
 
 
+def first_reply_at() -> ColumnElement[Any]:
+    """When the unit first answered. `fed_back_at` holds the latest reply, which is the first
+    one unless the case was reopened; for reopened cases the timeline has the first."""
+    first_event = (
+        select(func.min(CaseEvent.created_at))
+        .where(CaseEvent.case_id == Case.id, CaseEvent.action == CaseAction.reply.value)
+        .scalar_subquery()
+    )
+    return case((col(Case.reopen_count) == 0, col(Case.fed_back_at)), else_=first_event)
+
+
 # --- Cases grouped ---------------------------------------------------------------------------
 
 GROUPINGS = ("category", "unit", "region", "station", "day", "week", "month")
@@ -343,7 +354,7 @@ async def case_stats(
     dialect = dialect_of(session)
     now = utcnow()
     key, joins = _group_key(group_by, scope, dialect)
-    response_h = hours_between(dialect, Case.created_at, Case.fed_back_at)
+    response_h = hours_between(dialect, Case.created_at, first_reply_at())
     resolution_h = hours_between(dialect, Case.created_at, Case.resolved_at)
 
     def with_joins(stmt: Select[Any]) -> Select[Any]:
