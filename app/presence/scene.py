@@ -4,7 +4,7 @@ WeChat's getwxacodeunlimit carries at most 32 characters from
 `0-9 A-Z a-z ! # $ & ' ( ) * + , / : ; = ? @ - . _ ~`. Two forms, both signed with an HMAC
 the server alone can compute, so knowing a station's id is not enough to forge its code:
 
-- printed  `p.<station id>.<qr_version>.<signature>`: valid until staff bump the
+- printed  `p.<station id>.<qr_version, base 36>.<signature>`: valid until staff bump the
   station's `qr_version` (revoking every printed copy at once);
 - rotating `r.<station id>.<time step, base 36>.<signature>`: shown on a station's screen,
   changes every `qr_rotation_step_seconds` and is accepted for `qr_rotation_valid_steps`
@@ -83,7 +83,7 @@ def step_expires_at(settings: Settings, at: datetime) -> datetime:
 
 def printed_scene(settings: Settings, station_id: int, qr_version: int) -> str:
     message = f"p:{station_id}:{qr_version}"
-    scene = f"p.{station_id}.{qr_version}.{_sign(settings, message)}"
+    scene = f"p.{station_id}.{_to_base36(qr_version)}.{_sign(settings, message)}"
     assert len(scene) <= MAX_SCENE_LENGTH
     return scene
 
@@ -102,11 +102,7 @@ def parse_scene(raw: str) -> Scene | None:
     if match is None:
         return None
     kind = SceneKind(match["kind"])
-    counter_text = match["counter"]
-    if kind is SceneKind.printed and not counter_text.isdigit():
-        return None
-    counter = int(counter_text, 10 if kind is SceneKind.printed else 36)
-    return Scene(kind, int(match["station"]), counter, match["sig"])
+    return Scene(kind, int(match["station"]), int(match["counter"], 36), match["sig"])
 
 
 def verify_scene(

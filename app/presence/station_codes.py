@@ -32,7 +32,7 @@ def default_kind(station: Station) -> QrKind:
 
 
 def accepts(station: Station, kind: QrKind) -> bool:
-    return station.qr_mode == QrMode.both or station.qr_mode.value == kind.value
+    return str(station.qr_mode) in (QrMode.both.value, kind.value)
 
 
 def screen_path(settings: Settings, station: Station) -> str:
