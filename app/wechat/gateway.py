@@ -14,8 +14,8 @@ wechatpy does the HTTP and the errcode parsing. Its gaps are covered here:
 Every call has a timeout (`WECHAT_TIMEOUT_SECONDS`) and a bounded retry with backoff
 (`WECHAT_MAX_RETRIES`) on network errors, HTTP 5xx and errcode -1; 45011 raises
 WeChatRateLimited at once; 40001/42001 renew the shared token once and retry once; any other
-errcode raises WeChatAPIError. The access token lives in the database (`WeChatAccessToken`)
-and is shared by every process.
+errcode raises WeChatAPIError. The access token is shared by every process through the
+database, or Redis when REDIS_URL is set (app.wechat.token_store).
 """
 
 from __future__ import annotations
@@ -25,22 +25,19 @@ import contextvars
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
-from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
-from app.wechat.models import WeChatAccessToken
+from app.wechat.token_store import DatabaseTokenStore, RedisTokenStore, TokenStore
 from app.wechat.types import (
     BUSY,
     CODE_USED,
@@ -61,9 +58,6 @@ logger = logging.getLogger("app.wechat")
 T = TypeVar("T")
 
 WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
-# Renew the token this long before it expires: stable_token hands out the next token in
-# the last five minutes of the current one, and the old one stays valid meanwhile.
-TOKEN_RENEW_MARGIN = timedelta(minutes=5)
 THREADS = 16
 DAILY_QUOTA = 45009  # wechatpy's APILimitedException; the per-minute limit is 45011
 _SUGGESTIONS = ("pass", "review", "risky")
@@ -136,113 +130,6 @@ def _translate(exc: BaseException) -> tuple[WeChatError, bool] | None:
     return None
 
 
-class DatabaseTokenStore:
-    """The access token shared by every process through the `wechat_access_token` row.
-
-    Read it; renew it only when it is missing, near expiry or rejected by WeChat. A renewal
-    first takes a lease with a conditional UPDATE (or the INSERT of the first row), so of many
-    processes that find the token stale at once, one calls WeChat and the others wait for the
-    row to change. WeChat is never called inside a transaction."""
-
-    POLL_SECONDS = 0.05
-
-    def __init__(
-        self,
-        db: Database,
-        appid: str,
-        fetch: Callable[[bool], Awaitable[tuple[str, int]]],
-        lease: timedelta,
-    ) -> None:
-        self.db = db
-        self.appid = appid
-        self._fetch = fetch
-        self.lease = lease
-        self.fetches = 0  # WeChat calls made by this store (for tests and diagnostics)
-
-    async def get(self) -> str:
-        row = await self._read()
-        if row is not None and self._fresh(row):
-            return row.token
-        return await self._renew(stale=row.token if row else None, force=False)
-
-    async def renew(self, rejected: str | None) -> str:
-        """WeChat rejected `rejected`: answer the next token, force-refreshing it at most once
-        across processes (whoever sees the row still holding `rejected` does it)."""
-        return await self._renew(stale=rejected, force=True)
-
-    def _fresh(self, row: WeChatAccessToken) -> bool:
-        return bool(row.token) and row.expires_at - utcnow() > TOKEN_RENEW_MARGIN
-
-    async def _read(self) -> WeChatAccessToken | None:
-        async with self.db.transaction(write=False) as session:
-            result = await session.execute(
-                select(WeChatAccessToken).where(WeChatAccessToken.appid == self.appid)
-            )
-            return result.scalars().first()
-
-    async def _renew(self, *, stale: str | None, force: bool) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2 * self.lease.total_seconds()
-        while True:
-            row = await self._read()
-            if row is not None and row.token != stale and self._fresh(row):
-                return row.token  # someone else renewed it meanwhile
-            if await self._take_lease(row):
-                break
-            if loop.time() > deadline:
-                raise WeChatUnavailable(None, "access token renewal did not finish in time")
-            await asyncio.sleep(self.POLL_SECONDS)
-        try:
-            self.fetches += 1
-            token, expires_in = await self._fetch(force)
-        except BaseException:
-            await self._set(refresh_lease_until=None)
-            raise
-        now = utcnow()
-        await self._set(
-            token=token,
-            expires_at=now + timedelta(seconds=expires_in),
-            refresh_lease_until=None,
-            updated_at=now,
-        )
-        return token
-
-    async def _take_lease(self, row: WeChatAccessToken | None) -> bool:
-        now = utcnow()
-        table = WeChatAccessToken.__table__  # type: ignore[attr-defined]
-        if row is None:
-            try:
-                async with self.db.transaction() as session:
-                    await session.execute(
-                        insert(table).values(
-                            appid=self.appid,
-                            token="",
-                            expires_at=now,
-                            refresh_lease_until=now + self.lease,
-                            updated_at=now,
-                        )
-                    )
-            except IntegrityError:
-                return False  # another process created it first
-            return True
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(table)
-                .where(
-                    table.c.appid == self.appid,
-                    table.c.token == row.token,
-                    (table.c.refresh_lease_until.is_(None)) | (table.c.refresh_lease_until < now),
-                )
-                .values(refresh_lease_until=now + self.lease)
-            )
-            return result.rowcount == 1  # type: ignore[attr-defined]
-
-    async def _set(self, **values: Any) -> None:
-        table = WeChatAccessToken.__table__  # type: ignore[attr-defined]
-        async with self.db.transaction() as session:
-            await session.execute(update(table).where(table.c.appid == self.appid).values(**values))
-
-
 class WeChatGateway:
     """Every call has a timeout and a bounded retry; wechatpy's blocking calls run in a
     thread, never on the event loop. The access token is shared by all processes through
@@ -264,9 +151,14 @@ class WeChatGateway:
         self._executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="wechat")
         attempts = settings.wechat_max_retries + 1
         worst_fetch = attempts * settings.wechat_timeout_seconds + attempts * 2.0
-        self.tokens = DatabaseTokenStore(
-            db, settings.wechat_appid, self._fetch_token, timedelta(seconds=worst_fetch + 5)
-        )
+        lease = timedelta(seconds=worst_fetch + 5)
+        self.tokens: TokenStore
+        if settings.redis_url:
+            self.tokens = RedisTokenStore(
+                settings.redis_url, settings.wechat_appid, self._fetch_token, lease
+            )
+        else:
+            self.tokens = DatabaseTokenStore(db, settings.wechat_appid, self._fetch_token, lease)
 
     # ---- the calls -----------------------------------------------------------------------
 
@@ -379,6 +271,7 @@ class WeChatGateway:
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client._http.close()
+        await self.tokens.close()
 
     # ---- machinery -----------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from sqlmodel import select
 from app.core.clock import clock, utcnow
 from app.core.db import Database
 from app.wechat.fake_server import FakeWeChat, FakeWeChatServer
-from app.wechat.gateway import TOKEN_RENEW_MARGIN
 from app.wechat.models import WeChatAccessToken
+from app.wechat.token_store import TOKEN_RENEW_MARGIN
 from tests.conftest import WECHAT_APPID, WECHAT_SECRET
 from tests.wechat.conftest import MakeGateway
 
