@@ -9,7 +9,8 @@ Rules (deterministic, so tests and mini-program developers can rely on them):
   The openid is ``"o" + sha256(user part).hexdigest()[:27]`` (28 characters) where the user
   part is everything before the first ``"."``: ``"alice.1"`` and ``"alice.2"`` log in the
   same user twice. A code used a second time answers 40163; a code starting with
-  ``"invalid"`` (or with other characters) answers 40029. ``openid_for_code()`` computes it.
+  ``"invalid"`` (or with other characters) answers 40029; one starting with ``"blocked"``
+  answers 40226 (a user WeChat's risk control blocks). ``openid_for_code()`` computes it.
 - **phone codes** (getPhoneNumber): ``"phone-13800000001"`` → phoneNumber ``13800000001``,
   country code 86; ``"phone-852-61234567"`` → ``+85261234567``, pure ``61234567``, country
   code 852. Anything else answers 40029; a code used twice answers 40163.
@@ -88,6 +89,7 @@ ERRMSG: dict[int, str] = {
     40125: "invalid appsecret",
     40163: "code been used",
     40169: "invalid length for scene, or the data is not json string",
+    40226: "code blocked: high risk user",
     41030: "invalid page",
     42001: "access_token expired",
     43101: "user refuse to accept the msg",
@@ -373,6 +375,8 @@ class FakeWeChat:
         code = query.get("js_code", "")
         if not _CODE_RE.match(code) or code.startswith("invalid"):
             return _error(40029)
+        if code.startswith("blocked"):
+            return _error(40226)
         with self._lock:
             if code in self._used_codes:
                 return _error(40163)

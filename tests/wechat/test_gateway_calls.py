@@ -57,6 +57,12 @@ async def test_code_to_session_bad_code_is_40029(gateway: WeChatGateway, code: s
     assert caught.value.errcode == 40029
 
 
+async def test_blocked_user_is_40226(gateway: WeChatGateway) -> None:
+    with pytest.raises(WeChatAPIError) as caught:
+        await gateway.code_to_session("blocked-mallory.1")
+    assert caught.value.errcode == 40226
+
+
 async def test_code_used_twice_is_40163(gateway: WeChatGateway) -> None:
     await gateway.code_to_session("dave.1")
     with pytest.raises(WeChatAPIError) as caught:
