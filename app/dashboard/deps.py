@@ -205,3 +205,32 @@ async def _archive_editor(
 
 ArchiveReadable = Annotated[Deputy, Depends(_archive_reader)]
 ArchiveEditable = Annotated[Deputy, Depends(_archive_editor)]
+
+
+def _optional_date_range(
+    from_: Annotated[
+        date | None,
+        Query(alias="from", description="Registered on or after this day (Asia/Shanghai)"),
+    ] = None,
+    to: Annotated[
+        date | None, Query(description="Registered on or before this day (Asia/Shanghai)")
+    ] = None,
+) -> DateRange | None:
+    if from_ is None and to is None:
+        return None
+    start, end = from_ or date(2000, 1, 1), to or local_now().date()
+    if start > end:
+        raise ValidationFailed(
+            "开始日期不能晚于结束日期",
+            errors=[
+                {
+                    "field": "query.from",
+                    "message": "from must not be after to",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return DateRange(start, end)
+
+
+OptionalDateRange = Annotated[DateRange | None, Depends(_optional_date_range)]

@@ -4,16 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from app.core.db import SessionDep
+from app.cases.models import CaseStatus
+from app.core.clock import local_now
+from app.core.db import SessionDep, get_db
 from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
 from app.dashboard import acts, deputies, stats
-from app.dashboard.deps import ArchiveEditable, ArchiveReadable, DateRangeDep, StaffScope
+from app.dashboard.archive import ARCHIVE_HEADERS, archive_rows, build_archive
+from app.dashboard.case_export import (
+    CASE_HEADERS,
+    CaseFilters,
+    case_export_query,
+    case_row_mapper,
+)
+from app.dashboard.deps import (
+    ArchiveEditable,
+    ArchiveReadable,
+    DateRangeDep,
+    OptionalDateRange,
+    StaffScope,
+)
+from app.dashboard.exports import (
+    EXPORT_RESPONSES,
+    ExportFormat,
+    export_response,
+    from_rows,
+    stream_query,
+)
 from app.dashboard.schemas import (
     RATE_DOCS,
+    Archive,
     CaseStats,
     DeputyStats,
     ManualActCreate,
@@ -185,3 +209,112 @@ async def delete_manual_act(
     act = await acts.act_of_deputy(session, deputy.id, act_id)
     await acts.delete_act(session, act)
     return Response(status_code=204)
+
+
+# --- Duty archive ----------------------------------------------------------------------------
+
+
+def _year(year: int | None) -> int:
+    return year if year is not None else local_now().year
+
+
+@router.get(
+    "/deputies/{deputy_id}/archive",
+    response_model=Archive,
+    summary="A deputy's duty archive (履职档案) for a year, with totals and the yearly score",
+    description=(
+        "Every act recorded in the year (Asia/Shanghai calendar): check-ins and duty slots, "
+        "receptions, cases submitted and followed with their outcomes, wishes claimed and "
+        "fulfilled, and the manual acts staff added. The score is Σ count × weight over the "
+        "kinds in `score.breakdown`; weights come from the `DASHBOARD_SCORE_WEIGHTS` setting. "
+        "Staff whose region holds the deputy, admins, or the deputy themself."
+    ),
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_archive(
+    session: SessionDep, settings: SettingsDep, deputy: ArchiveReadable, year: YearQuery = None
+) -> Archive:
+    return await build_archive(session, deputy, _year(year), settings)
+
+
+@router.get(
+    "/deputies/{deputy_id}/archive/export",
+    response_class=StreamingResponse,
+    summary="The duty archive as CSV or XLSX",
+    description="One row per act (Chinese headers), then the score lines. Same access as the "
+    "archive.",
+    responses={**EXPORT_RESPONSES, **problem_responses(401, 403, 404, 422)},
+)
+async def export_archive(
+    session: SessionDep,
+    settings: SettingsDep,
+    deputy: ArchiveReadable,
+    year: YearQuery = None,
+    format: Annotated[ExportFormat, Query(description="csv or xlsx")] = ExportFormat.csv,
+) -> StreamingResponse:
+    archive = await build_archive(session, deputy, _year(year), settings)
+    return export_response(
+        format,
+        f"履职档案-{deputy.name}-{archive.year}",
+        ARCHIVE_HEADERS,
+        from_rows(archive_rows(archive)),
+        sheet_title=f"履职档案{archive.year}",
+    )
+
+
+# --- Exports ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/exports/cases",
+    response_class=StreamingResponse,
+    summary="Export the case list (CSV or XLSX), streamed",
+    description=(
+        "The case list's filters (`status`, `category`, `region_id`, `station_id`, `unit_id`, "
+        "`overdue`, `q`, and the registration dates `from`/`to`), within the caller's region "
+        "subtree (a `region_id` outside it answers 403). Chinese column headers; CSV is UTF-8 "
+        "with a byte order mark so Excel reads it. Contact names and phones are shown in full "
+        "to staff of the case's region (and admins), as in the case detail; `mask_phones=true` "
+        "masks them for a copy that leaves the office. Rows are streamed, newest first, at "
+        "most `EXPORT_MAX_ROWS`."
+    ),
+    responses={**EXPORT_RESPONSES, **problem_responses(401, 403, 404, 422)},
+)
+async def export_cases(
+    request: Request,
+    settings: SettingsDep,
+    _staff: StaffPrincipal,
+    scope: StaffScope,
+    period: OptionalDateRange,
+    format: Annotated[ExportFormat, Query(description="csv or xlsx")] = ExportFormat.csv,
+    status: CaseStatus | None = None,
+    category: Annotated[int | None, Query(ge=1, description="category id")] = None,
+    station_id: Annotated[int | None, Query(ge=1)] = None,
+    unit_id: Annotated[int | None, Query(ge=1, description="lead unit")] = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(max_length=50, description="number, title or content")] = None,
+    mask_phones: Annotated[
+        bool, Query(description="Mask contact names and phones even where visible")
+    ] = False,
+) -> StreamingResponse:
+    filters = CaseFilters(
+        status=status.value if status else None,
+        category=category,
+        station_id=station_id,
+        unit_id=unit_id,
+        overdue=overdue,
+        q=q,
+        period=period,
+    )
+    # Every exported case lies in the caller's region subtree: staff of its region, or an
+    # admin, who see phones in the case detail too.
+    batches = stream_query(
+        get_db(request),
+        case_export_query(scope, filters),
+        case_row_mapper(sees_phone=not mask_phones),
+        limit=settings.export_max_rows,
+    )
+    stamp = local_now().strftime("%Y%m%d-%H%M")
+    return export_response(
+        format, f"意见建议-{stamp}", CASE_HEADERS, batches, sheet_title="意见建议"
+    )

@@ -408,3 +408,200 @@ class DeputyStats(BaseModel):
     inactive_total: int = Field(description="Inactive deputies in scope (约谈 candidates)")
     items: list[DeputyActivity]
     total: int
+
+
+# --- Duty archive ----------------------------------------------------------------------------
+
+
+class ArchiveCheckIn(BaseModel):
+    id: int
+    station_id: int
+    station_name: str
+    checked_in_at: datetime
+    checked_out_at: datetime | None
+    hours: float | None = Field(description="null while open or when closed automatically")
+    auto_closed: bool
+    duty_slot_id: int | None = Field(description="The duty slot it attended, if any")
+
+
+class ArchiveDutySlot(BaseModel):
+    slot_id: int
+    station_id: int
+    station_name: str
+    starts_at: datetime
+    ends_at: datetime
+    attended: bool
+
+
+class ArchiveReception(BaseModel):
+    id: int
+    station_id: int
+    station_name: str
+    received_at: datetime
+    topic: str
+    case_id: int | None = Field(description="The case the reception became, if any")
+
+
+class ArchiveCase(BaseModel):
+    id: int
+    number: str | None
+    title: str
+    status: str
+    created_at: datetime
+    fed_back_at: datetime | None
+    resolved_at: datetime | None
+    satisfaction: str | None = Field(
+        description="satisfied / basically_satisfied / dissatisfied, null if not rated"
+    )
+    followed_at: datetime | None = Field(default=None, description="Followed cases only")
+
+
+class ArchiveWish(BaseModel):
+    id: int
+    title: str
+    status: str
+    claimed_at: datetime | None
+    fulfilled_at: datetime | None
+    completed_at: datetime | None
+    rating: int | None
+    claimed_in_year: bool
+    fulfilled_in_year: bool
+
+
+class ArchiveTotals(BaseModel):
+    checkins: int
+    duty_hours: float
+    duty_slots: int = Field(description="Duty slots on the roster in the year")
+    duty_slots_attended: int
+    receptions: int
+    cases_submitted: int
+    cases_followed: int
+    cases_resolved: int = Field(description="Of the cases submitted or followed, resolved now")
+    wishes_claimed: int
+    wishes_fulfilled: int
+    manual_acts: dict[str, int] = Field(
+        description="By kind: inspection, training, meeting, research, other"
+    )
+
+
+class ScoreLine(BaseModel):
+    kind: str
+    label: str
+    count: float
+    weight: float
+    points: float
+
+
+class Score(BaseModel):
+    total: float
+    breakdown: list[ScoreLine]
+
+
+class Archive(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "deputy_id": 12,
+                    "name": "王芳",
+                    "level": "district",
+                    "year": 2026,
+                    "checkins": [
+                        {
+                            "id": 301,
+                            "station_id": 4,
+                            "station_name": "甲社区代表联络站",
+                            "checked_in_at": "2026-06-10T01:05:00Z",
+                            "checked_out_at": "2026-06-10T03:35:00Z",
+                            "hours": 2.5,
+                            "auto_closed": False,
+                            "duty_slot_id": 88,
+                        }
+                    ],
+                    "duty_slots": [
+                        {
+                            "slot_id": 88,
+                            "station_id": 4,
+                            "station_name": "甲社区代表联络站",
+                            "starts_at": "2026-06-10T01:00:00Z",
+                            "ends_at": "2026-06-10T04:00:00Z",
+                            "attended": True,
+                        }
+                    ],
+                    "receptions": [
+                        {
+                            "id": 51,
+                            "station_id": 4,
+                            "station_name": "甲社区代表联络站",
+                            "received_at": "2026-06-10T02:00:00Z",
+                            "topic": "停车难",
+                            "case_id": 1024,
+                        }
+                    ],
+                    "cases_submitted": [
+                        {
+                            "id": 1024,
+                            "number": "20260610-1024",
+                            "title": "小区停车难",
+                            "status": "resolved",
+                            "created_at": "2026-06-10T02:10:00Z",
+                            "fed_back_at": "2026-06-15T08:00:00Z",
+                            "resolved_at": "2026-06-16T01:00:00Z",
+                            "satisfaction": "satisfied",
+                            "followed_at": None,
+                        }
+                    ],
+                    "cases_followed": [],
+                    "wishes": [],
+                    "manual_acts": [],
+                    "totals": {
+                        "checkins": 1,
+                        "duty_hours": 2.5,
+                        "duty_slots": 1,
+                        "duty_slots_attended": 1,
+                        "receptions": 1,
+                        "cases_submitted": 1,
+                        "cases_followed": 0,
+                        "cases_resolved": 1,
+                        "wishes_claimed": 0,
+                        "wishes_fulfilled": 0,
+                        "manual_acts": {
+                            "inspection": 0,
+                            "training": 0,
+                            "meeting": 0,
+                            "research": 0,
+                            "other": 0,
+                        },
+                    },
+                    "score": {
+                        "total": 11.25,
+                        "breakdown": [
+                            {
+                                "kind": "checkin",
+                                "label": "进站签到",
+                                "count": 1,
+                                "weight": 1.0,
+                                "points": 1.0,
+                            }
+                        ],
+                    },
+                }
+            ]
+        }
+    )
+
+    deputy_id: int
+    name: str
+    level: str
+    year: int
+    checkins: list[ArchiveCheckIn]
+    duty_slots: list[ArchiveDutySlot]
+    receptions: list[ArchiveReception]
+    cases_submitted: list[ArchiveCase]
+    cases_followed: list[ArchiveCase]
+    wishes: list[ArchiveWish] = Field(description="Wishes claimed or fulfilled in the year")
+    manual_acts: list[ManualActPublic]
+    totals: ArchiveTotals
+    score: Score = Field(
+        description="Σ count × weight; weights from settings.dashboard_score_weights"
+    )
