@@ -155,3 +155,13 @@ async def case_row(db: Database, case_id: int) -> Case:
         case = await session.get(Case, case_id)
         assert case is not None
         return case
+
+
+def retoken(factory: Factory, world: World) -> None:
+    """Fresh tokens after the test moved the clock (tokens expire on the service clock)."""
+    for name, value in vars(world).items():
+        if isinstance(value, Actor):
+            token = factory.token_for(value.user)
+            value.token = token
+            value.headers = {"Authorization": f"Bearer {token}"}
+            setattr(world, name, value)
