@@ -1,0 +1,3 @@
+"""The attachment tests stand on the same people and places as the wish tests."""
+
+from tests.wishes.conftest import world  # noqa: F401
