@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.identity.models import DeputyLevel
 from app.org.models import StationKind
+from app.org.schemas import MAX_ID, reject_nul
 from app.presence.schemas import DeputyDutySlot
 
+StationId = Annotated[int, Field(ge=1, le=MAX_ID)]
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _SEPARATORS = re.compile(r"[\s\-()（）]")
 
@@ -38,6 +40,11 @@ def normalize_mobile(value: str) -> str:
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return reject_nul(value)
 
 
 class _DeputyFields(_Body):
@@ -85,12 +92,12 @@ class DeputyCreate(_DeputyFields):
     gender: str | None = Field(default=None, max_length=10)
     phone: str | None = Field(default=None, description="Mainland mobile number (staff only)")
     region_id: int | None = Field(
-        default=None, ge=1, description="Defaults to the staff member's own region"
+        default=None, ge=1, le=MAX_ID, description="Defaults to the staff member's own region"
     )
     photo_url: str | None = Field(default=None, max_length=500)
     bio: str | None = Field(default=None, max_length=2000)
     term: str | None = Field(default=None, max_length=50, description="届次")
-    station_ids: list[int] = Field(
+    station_ids: list[StationId] = Field(
         default_factory=list, max_length=50, description="Stations the deputy is attached to"
     )
 
@@ -105,18 +112,18 @@ class DeputyUpdate(_DeputyFields):
         }
     )
 
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_ID)
     name: str | None = Field(default=None, min_length=1, max_length=50)
     level: DeputyLevel | None = None
     title: str | None = Field(default=None, max_length=100)
     gender: str | None = Field(default=None, max_length=10)
     phone: str | None = None
-    region_id: int | None = Field(default=None, ge=1)
+    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     photo_url: str | None = Field(default=None, max_length=500)
     bio: str | None = Field(default=None, max_length=2000)
     term: str | None = Field(default=None, max_length=50)
     is_active: bool | None = None
-    station_ids: list[int] | None = Field(default=None, max_length=50)
+    station_ids: list[StationId] | None = Field(default=None, max_length=50)
 
     @model_validator(mode="after")
     def _required_not_null(self) -> DeputyUpdate:

@@ -141,7 +141,7 @@ def _read_xlsx(data: bytes) -> list[tuple[int, list[str]]]:
 
 
 def _decode_csv(data: bytes) -> str:
-    if b"\x00" in data[:4096]:
+    if b"\x00" in data:
         raise UnsupportedImportFile("文件不是 CSV 文本，请上传 CSV 或 XLSX 文件")
     for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
         try:

@@ -11,16 +11,21 @@ from app.core.deps import StaffPrincipal
 from app.core.errors import NotFound, ValidationFailed
 from app.org import service
 from app.org.models import Region, Station
+from app.org.schemas import MAX_ID
 
 
-async def region_or_404(session: SessionDep, region_id: Annotated[int, Path(ge=1)]) -> Region:
+async def region_or_404(
+    session: SessionDep, region_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Region:
     region = await service.get_region(session, region_id)
     if region is None:
         raise NotFound("区域不存在")
     return region
 
 
-async def station_or_404(session: SessionDep, station_id: Annotated[int, Path(ge=1)]) -> Station:
+async def station_or_404(
+    session: SessionDep, station_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Station:
     station = await service.get_station(session, station_id)
     if station is None:
         raise NotFound("联络站不存在")
@@ -50,7 +55,7 @@ def parse_if_match(value: str | None) -> int | None:
     if raw.startswith("W/"):
         raw = raw[2:]
     raw = raw.strip('"')
-    if not raw.isdigit():
+    if not raw.isdigit() or int(raw) > MAX_ID:
         raise ValidationFailed(
             "If-Match 头格式不正确",
             errors=[

@@ -21,6 +21,8 @@ from app.org.deps import (
 )
 from app.org.models import Region, RegionLevel, Station, StationKind
 from app.org.schemas import (
+    MAX_ID,
+    NO_NUL,
     RegionCreate,
     RegionList,
     RegionNode,
@@ -56,9 +58,11 @@ def _region_public(region: Region) -> RegionPublic:
 @router.get("/regions", response_model=RegionList, summary="List regions (flat, tree order)")
 async def list_regions(
     session: SessionDep,
-    parent_id: Annotated[int | None, Query(ge=1, description="Only direct children")] = None,
+    parent_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only direct children")
+    ] = None,
     root_id: Annotated[
-        int | None, Query(ge=1, description="This region and everything below it")
+        int | None, Query(ge=1, le=MAX_ID, description="This region and everything below it")
     ] = None,
     level: RegionLevel | None = None,
 ) -> RegionList:
@@ -73,7 +77,9 @@ async def list_regions(
 @router.get("/regions/tree", response_model=list[RegionNode], summary="The region tree, nested")
 async def region_tree(
     session: SessionDep,
-    root_id: Annotated[int | None, Query(ge=1, description="Start from this region")] = None,
+    root_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Start from this region")
+    ] = None,
 ) -> list[RegionNode]:
     """The same regions nested (`children`), for a cascading picker. Public."""
     regions = await service.list_regions(session, root_id=root_id)
@@ -142,8 +148,12 @@ async def list_stations(
     page: PageDep,
     principal: OptionalPrincipal,
     kind: StationKind | None = None,
-    region_id: Annotated[int | None, Query(ge=1, description="Region and its subtree")] = None,
-    q: Annotated[str | None, Query(max_length=50, description="In name or address")] = None,
+    region_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Region and its subtree")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=50, pattern=NO_NUL, description="In name or address")
+    ] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90, description="Caller's latitude")] = None,
     lng: Annotated[float | None, Query(ge=-180, le=180, description="Caller's longitude")] = None,
     radius_m: Annotated[
@@ -268,8 +278,8 @@ async def list_units(
     session: SessionDep,
     principal: StaffPrincipal,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=50)] = None,
-    region_id: Annotated[int | None, Query(ge=1)] = None,
+    q: Annotated[str | None, Query(max_length=50, pattern=NO_NUL)] = None,
+    region_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     include_inactive: bool = False,
 ) -> Page[UnitPublic]:
     """Staff: the units (承办单位) they can hand cases to: those of their subtree, of the

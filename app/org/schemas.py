@@ -11,6 +11,10 @@ from app.identity.models import DeputyLevel
 from app.org.models import QrMode, RegionLevel, StationKind, UnitKind
 from app.presence.schemas import DutySlotPublic
 
+# Ids and versions are 32-bit integers in PostgreSQL: larger values are refused as input.
+MAX_ID = 2**31 - 1
+# Query text PostgreSQL can hold (no NUL characters).
+NO_NUL = r"^[^\x00]*$"
 RADIUS_MIN_M = 20
 RADIUS_MAX_M = 5000
 
@@ -25,6 +29,18 @@ def _strip(value: str | None) -> str | None:
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return reject_nul(value)
+
+
+def reject_nul(value: object) -> object:
+    """Refuse NUL characters, which PostgreSQL text cannot hold."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
 
 # Regions ------------------------------------------------------------------------------------
 
@@ -36,7 +52,7 @@ class RegionCreate(_Body):
 
     name: str = Field(min_length=1, max_length=100)
     level: RegionLevel
-    parent_id: int | None = Field(default=None, ge=1)
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class RegionUpdate(_Body):
@@ -48,7 +64,7 @@ class RegionUpdate(_Body):
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     level: RegionLevel | None = None
-    parent_id: int | None = Field(default=None, ge=1)
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class RegionPublic(BaseModel):
@@ -125,7 +141,7 @@ class StationCreate(_StationFields):
 
     kind: StationKind
     name: str = Field(min_length=1, max_length=100)
-    region_id: int = Field(ge=1)
+    region_id: int = Field(ge=1, le=MAX_ID)
     address: str | None = Field(default=None, max_length=255)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -151,10 +167,10 @@ class StationUpdate(_StationFields):
         json_schema_extra={"examples": [{"version": 3, "radius_m": 500, "opening_hours": "每天"}]}
     )
 
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_ID)
     kind: StationKind | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    region_id: int | None = Field(default=None, ge=1)
+    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     address: str | None = Field(default=None, max_length=255)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -286,7 +302,7 @@ class UnitCreate(_Body):
 
     name: str = Field(min_length=1, max_length=100)
     kind: UnitKind = UnitKind.government
-    region_id: int | None = Field(default=None, ge=1)
+    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     contact_name: str | None = Field(default=None, max_length=50)
     contact_phone: str | None = Field(default=None, max_length=30, pattern=r"^[0-9+\- ]{5,30}$")
 
