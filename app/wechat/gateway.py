@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -77,6 +78,8 @@ class _SyncClient(WeChatClient):  # type: ignore[misc]
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=THREADS, max_retries=0)
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
+        if urlsplit(self.base_url).hostname in ("127.0.0.1", "localhost", "::1"):
+            self._http.trust_env = False  # a local fake WeChat is never behind a proxy
 
     def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
         # wechatpy adds `self.access_token` when the params name none (fetching a token of
@@ -210,6 +213,7 @@ class WeChatGateway:
         answer = await self._call(
             "getwxacodeunlimit",
             lambda token: self._client.post_wxa("wxa/getwxacodeunlimit", token, data),
+            expect_json=False,
         )
         # wechatpy answers the raw response when the body is not JSON: the image.
         if not isinstance(answer, requests.Response):
@@ -296,7 +300,12 @@ class WeChatGateway:
         return min(base, 5.0) * random.uniform(0.5, 1.0)
 
     async def _call(
-        self, what: str, fn: Callable[[str | None], Any], *, needs_token: bool = True
+        self,
+        what: str,
+        fn: Callable[[str | None], Any],
+        *,
+        needs_token: bool = True,
+        expect_json: bool = True,
     ) -> Any:
         """Run `fn(token)` in a thread with bounded retries; raise a WeChatError on failure."""
         retries = 0
@@ -304,14 +313,21 @@ class WeChatGateway:
         previous: WeChatError | None = None
         while True:
             token = await self.tokens.get() if needs_token else None
+            cause: Exception | None = None
             try:
-                return await self._in_thread(fn, token)
+                result = await self._in_thread(fn, token)
             except Exception as exc:
                 translated = _translate(exc)
                 if translated is None:
                     raise
                 error, transient = translated
-                cause: Exception = exc
+                cause = exc
+            else:
+                if not expect_json or isinstance(result, dict):
+                    return result
+                # wechatpy hands back the raw response when the body is not JSON (an HTML
+                # error page from a proxy, say): treat it like a 5xx.
+                error, transient = WeChatUnavailable(None, "answer is not JSON"), True
             if needs_token and error.errcode in (INVALID_TOKEN, EXPIRED_TOKEN):
                 if not token_renewed:
                     token_renewed = True

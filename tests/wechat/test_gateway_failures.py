@@ -189,3 +189,16 @@ async def test_bad_credentials_are_api_errors(
     with pytest.raises(WeChatAPIError) as unknown_app:
         await make_gateway(wechat_appid="wx-unknown").code_to_session("jack.2")
     assert unknown_app.value.errcode == 40013
+
+
+async def test_an_answer_that_is_not_json_is_retried_like_a_5xx(
+    make_gateway: MakeGateway, fake_wechat: FakeWeChat
+) -> None:
+    gateway = make_gateway(wechat_max_retries=1)
+    fake_wechat.fail("jscode2session", http_status=200)  # a plain-text page with status 200
+    assert (await gateway.code_to_session("liam.1")).openid == fake_wechat.openid_for("liam")
+    fake_wechat.fail("jscode2session", http_status=200, times=2)
+    with pytest.raises(WeChatUnavailable) as caught:
+        await gateway.code_to_session("liam.2")
+    assert caught.value.errmsg == "answer is not JSON"
+    assert len(fake_wechat.received("jscode2session")) == 4
