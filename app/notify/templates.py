@@ -88,8 +88,14 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "wish.fulfilled": _wish("已实现", "note|=代表已完成心愿，请确认"),
     "wish.completed": _wish("已完成", "note|=感谢您的参与"),
     "wish.expired": _wish("已过期", "note|=心愿已到期未被认领"),
+    "wish.released": _wish("待认领", "note|=认领代表已放弃，心愿重新发布"),
+    # For staff and unit handlers, who work in the dashboard: the inbox only.
     "case.assigned": _inbox_only(CASE_PAGE),
     "case.due_soon": _inbox_only(CASE_PAGE),
+    "case.overdue": _inbox_only(CASE_PAGE),
+    "case.supervised": _inbox_only(CASE_PAGE),
+    "case.sent_back": _inbox_only(CASE_PAGE),
+    "case.dissatisfied": _inbox_only(CASE_PAGE),
 }
 
 _KEY_RE = re.compile(r"^[a-z_]+\d+$")

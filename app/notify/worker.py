@@ -60,7 +60,37 @@ async def _close_stale_checkins(session: AsyncSession, now: datetime, settings: 
     return await presence_service.close_stale_checkins(session, now, settings=settings)
 
 
+async def _expire_wishes(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.wishes import service as wish_service
+
+    return await wish_service.expire_due_wishes(session, now, settings)
+
+
+async def _auto_complete_wishes(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.wishes import service as wish_service
+
+    return await wish_service.auto_complete_due_wishes(session, now, settings)
+
+
+async def _mark_overdue_cases(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.cases import service as case_service
+
+    return await case_service.mark_overdue_cases(session, now, settings)
+
+
+async def _auto_resolve_cases(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.cases import service as case_service
+
+    return await case_service.auto_resolve_unrated(session, now, settings)
+
+
+# Intervals: overdue flags and due-soon warnings are time-critical for the units; the rest
+# moves whole days, so hourly is plenty. Each sweep handles a bounded batch per run.
 SWEEPS: list[Sweep] = [
+    Sweep("cases.mark_overdue", _mark_overdue_cases, 300),
+    Sweep("cases.auto_resolve_unrated", _auto_resolve_cases, 3600),
+    Sweep("wishes.expire_unclaimed", _expire_wishes, 3600),
+    Sweep("wishes.auto_complete_fulfilled", _auto_complete_wishes, 3600),
     Sweep("presence.close_stale_checkins", _close_stale_checkins, 600),
 ]
 

@@ -6,13 +6,14 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import clock, utcnow
 from app.core.config import Settings
 from app.core.db import Database
 from app.main import create_app
-from app.notify.models import NotificationStatus
+from app.notify.models import NotificationStatus, WorkerLease
 from app.notify.templates import CASE_PROGRESS
 from app.notify.worker import SWEEPS, Sweep, run_worker_forever
 from app.wechat.fake_server import FakeWeChat
@@ -84,7 +85,13 @@ async def test_a_failing_sweep_rolls_back_and_is_tried_again_soon(
 
 def test_domain_sweeps_are_registered() -> None:
     names = {s.name for s in SWEEPS}
-    assert "presence.close_stale_checkins" in names
+    assert names == {
+        "cases.mark_overdue",
+        "cases.auto_resolve_unrated",
+        "wishes.expire_unclaimed",
+        "wishes.auto_complete_fulfilled",
+        "presence.close_stale_checkins",
+    }
     assert all(s.interval_seconds > 0 for s in SWEEPS)
 
 
@@ -101,6 +108,11 @@ async def test_one_pass_delivers_everything_due(
     finally:
         await gateway.close()
     assert totals is not None and totals["sent"] == 5 and totals["claimed"] == 5
+    # every domain sweep ran, and ran cleanly (on an empty district: nothing to do)
+    assert totals["sweeps"] == len(SWEEPS)
+    async with db.transaction(write=False) as session:
+        leases = (await session.execute(select(WorkerLease))).scalars().all()
+    assert {lease.name: lease.last_result for lease in leases} == {s.name: "ok: 0" for s in SWEEPS}
     assert [(await harness.row(i)).status for i in ids] == [NotificationStatus.sent] * 5
     assert len(fake_wechat.messages(resident.user.openid)) == 5
 
