@@ -116,8 +116,7 @@ async def seed_demo_district(db: Database) -> str:
         district.path = f"/{district.id}/"
         regions = {DEMO_DISTRICT: district}
         for street_name, communities in STREETS.items():
-            level = RegionLevel.street
-            street = Region(name=street_name, level=level, parent_id=district.id)
+            street = Region(name=street_name, level=RegionLevel.street, parent_id=district.id)
             session.add(street)
             await session.flush()
             street.path = f"{district.path}{street.id}/"
@@ -155,7 +154,7 @@ async def seed_demo_district(db: Database) -> str:
             station = stations[station_name]
             deputy = Deputy(
                 name=name,
-                level=level,
+                level=deputy_level,
                 title=title,
                 phone=phone,
                 region_id=station.region_id,
