@@ -4,15 +4,18 @@ Every step goes through `flows.check` and `_apply`: one conditional UPDATE
 (`WHERE id = :id AND status IN (:sources)`), then the timeline entry, then the hooks
 (notifications), all in the caller's transaction.
 
-The worker calls the two sweeps: `expire_unclaimed_wishes(db, settings)` and
-`auto_complete_fulfilled_wishes(db, settings)`.
+The worker runs two sweeps, `expire_due_wishes` and `auto_complete_due_wishes` (signature
+`fn(session, now, settings)`, one batch in the worker's transaction);
+`expire_unclaimed_wishes(db, settings)` and `auto_complete_fulfilled_wishes(db, settings)`
+run them batch after batch until nothing is due.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
@@ -753,72 +756,93 @@ async def withdraw_wish(
 # Sweeps (called by the worker)
 
 
-async def _sweep(
-    db: Database,
+async def _sweep_batch(
+    session: AsyncSession,
     action: Action,
     due: ColumnElement[bool],
     values: dict[str, Any],
-    *,
-    batch_size: int,
-) -> int:
-    """Take `action` on every wish matching `due`, in batches of one transaction each.
+    limit: int,
+) -> tuple[int, int]:
+    """Take `action` on up to `limit` wishes matching `due`; answers (found, moved).
 
-    Each wish moves by its own conditional UPDATE (re-checking `due`), so two workers
-    sweeping at once, or a resident confirming at the same moment, never apply a step twice;
-    a second run finds nothing to do.
+    Each wish moves by its own conditional UPDATE (re-checking status and `due`), so two
+    workers sweeping at once, or a resident confirming at the same moment, never apply a step
+    twice; a second run finds nothing to do.
     """
     source = next(iter(flows.TRANSITIONS[action].sources))
-    done = 0
+    ids = list(
+        (
+            await session.execute(
+                select(Wish.id).where(Wish.status == source, due).order_by(Wish.id).limit(limit)
+            )
+        ).scalars()
+    )
+    moved = 0
+    for wish_id in ids:
+        wish = await _apply(session, wish_id, action, SYSTEM, source, where=(due,), values=values)
+        moved += wish is not None
+    return len(ids), moved
+
+
+def _expiry(
+    now: datetime, settings: Settings
+) -> tuple[Action, ColumnElement[bool], dict[str, Any]]:
+    cutoff = now - timedelta(days=settings.wish_expire_days)
+    return Action.expire, col(Wish.published_at) <= cutoff, {}
+
+
+def _auto_completion(
+    now: datetime, settings: Settings
+) -> tuple[Action, ColumnElement[bool], dict[str, Any]]:
+    cutoff = now - timedelta(days=settings.wish_auto_complete_days)
+    return Action.auto_complete, col(Wish.fulfilled_at) <= cutoff, {"completed_at": now}
+
+
+async def expire_due_wishes(
+    session: AsyncSession, now: datetime, settings: Settings, *, limit: int = 500
+) -> int:
+    """Sweep (worker signature `fn(session, now, settings)`): published wishes nobody claimed
+    within `WISH_EXPIRE_DAYS` of publication (or of the last release) become `expired`.
+    Handles up to `limit` per call; answers how many expired."""
+    return (await _sweep_batch(session, *_expiry(now, settings), limit))[1]
+
+
+async def auto_complete_due_wishes(
+    session: AsyncSession, now: datetime, settings: Settings, *, limit: int = 500
+) -> int:
+    """Sweep (worker signature): fulfilled wishes the resident has not confirmed within
+    `WISH_AUTO_COMPLETE_DAYS` become `completed`. Answers how many completed."""
+    return (await _sweep_batch(session, *_auto_completion(now, settings), limit))[1]
+
+
+SweepRule = Callable[[datetime, Settings], tuple[Action, ColumnElement[bool], dict[str, Any]]]
+
+
+async def _sweep_all(db: Database, rule: SweepRule, settings: Settings, batch_size: int) -> int:
+    total = 0
     while True:
         async with db.transaction() as session:
-            ids = list(
-                (
-                    await session.execute(
-                        select(Wish.id)
-                        .where(Wish.status == source, due)
-                        .order_by(Wish.id)
-                        .limit(batch_size)
-                    )
-                ).scalars()
-            )
-            for wish_id in ids:
-                wish = await _apply(
-                    session,
-                    wish_id,
-                    action,
-                    SYSTEM,
-                    source,
-                    where=(due,),
-                    values=values,
-                )
-                done += wish is not None
-        if len(ids) < batch_size:
-            return done
+            action, due, values = rule(utcnow(), settings)
+            found, moved = await _sweep_batch(session, action, due, values, batch_size)
+        total += moved
+        if found < batch_size:
+            return total
 
 
 async def expire_unclaimed_wishes(
     db: Database, settings: Settings, *, batch_size: int = 200
 ) -> int:
-    """Published wishes nobody claimed within `WISH_EXPIRE_DAYS` become `expired`.
-    Answers how many expired in this run."""
-    cutoff = utcnow() - timedelta(days=settings.wish_expire_days)
-    return await _sweep(db, Action.expire, Wish.published_at <= cutoff, {}, batch_size=batch_size)
+    """`expire_due_wishes` until nothing is due, one transaction per batch; answers how
+    many expired."""
+    return await _sweep_all(db, _expiry, settings, batch_size)
 
 
 async def auto_complete_fulfilled_wishes(
     db: Database, settings: Settings, *, batch_size: int = 200
 ) -> int:
-    """Fulfilled wishes the resident has not confirmed within `WISH_AUTO_COMPLETE_DAYS`
-    become `completed`. Answers how many completed in this run."""
-    now = utcnow()
-    cutoff = now - timedelta(days=settings.wish_auto_complete_days)
-    return await _sweep(
-        db,
-        Action.auto_complete,
-        Wish.fulfilled_at <= cutoff,
-        {"completed_at": now},
-        batch_size=batch_size,
-    )
+    """`auto_complete_due_wishes` until nothing is due, one transaction per batch; answers
+    how many completed."""
+    return await _sweep_all(db, _auto_completion, settings, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,12 @@ from app.core.clock import clock, utcnow
 from app.core.config import Settings
 from app.core.db import Database
 from app.wishes.models import WishStatus
-from app.wishes.service import auto_complete_fulfilled_wishes, expire_unclaimed_wishes
+from app.wishes.service import (
+    auto_complete_due_wishes,
+    auto_complete_fulfilled_wishes,
+    expire_due_wishes,
+    expire_unclaimed_wishes,
+)
 from tests.factories import Actor, Factory
 from tests.wishes.conftest import World, events_of, make_wish, notifications_for
 
@@ -155,3 +160,26 @@ async def test_concurrent_sweeps_apply_each_step_once(
         assert len(await events_of(db, wish.id or 0)) == 1
     assert len(await notifications_for(db, world.resident.id)) == 24
     assert len(await notifications_for(db, world.deputy.id)) == 12
+
+
+async def test_worker_signature_sweeps_run_one_batch_in_the_given_transaction(
+    client: httpx.AsyncClient, world: World, factory: Factory, db: Database, settings: Settings
+) -> None:
+    clock.freeze(utcnow())
+    published = [await make_wish(factory, world.resident, world.station) for _ in range(3)]
+    fulfilled = await make_wish(
+        factory, world.resident, world.station, status=S.fulfilled, claimer=world.deputy
+    )
+    clock.advance(timedelta(days=settings.wish_expire_days))
+    async with db.transaction() as session:
+        assert await expire_due_wishes(session, utcnow(), settings, limit=2) == 2
+        assert await auto_complete_due_wishes(session, utcnow(), settings) == 1
+    async with db.transaction() as session:
+        assert await expire_due_wishes(session, utcnow(), settings) == 1
+        assert await expire_due_wishes(session, utcnow(), settings) == 0
+    headers = fresh(factory, world.resident)
+    statuses = [
+        (await client.get(f"/wishes/{w.id}", headers=headers)).json()["status"]
+        for w in [*published, fulfilled]
+    ]
+    assert statuses == ["expired", "expired", "expired", "completed"]
