@@ -30,7 +30,7 @@ from app.attachments.schemas import AttachmentPublic
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.errors import AppError, Conflict, InvalidTransition, ValidationFailed
+from app.core.errors import AppError, Conflict, Forbidden, InvalidTransition, ValidationFailed
 from app.core.masking import mask_address, mask_name, mask_phone
 from app.core.pagination import PageParams
 from app.core.security import Principal, Role
@@ -645,6 +645,9 @@ async def claim_wish(
         raise WishAlreadyClaimed()
     flows.check(Action.claim, WishStatus(ctx.wish.status), ctx.parties)
     assert principal.deputy_id is not None and ctx.wish.id is not None
+    active = await session.scalar(select(Deputy.is_active).where(Deputy.id == principal.deputy_id))
+    if not active:
+        raise Forbidden("代表身份已停用，不能认领心愿")
     await _lock_deputy_claims(session, principal.deputy_id)
     open_claims = await session.scalar(
         select(func.count())

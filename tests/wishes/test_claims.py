@@ -104,3 +104,13 @@ async def test_claim_limit_holds_under_concurrent_claims_by_one_deputy(
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"claim_limit_reached"}
     mine = await client.get("/wishes?mine=true&status=claimed", headers=world.deputy.headers)
     assert mine.json()["total"] == limit
+
+
+async def test_an_inactive_deputy_cannot_claim(
+    client: httpx.AsyncClient, world: World, factory: Factory, db: Database
+) -> None:
+    retired = await factory.deputy_actor(await factory.deputy(is_active=False))
+    wish = await make_wish(factory, world.resident, world.station)
+    response = await client.post(f"/wishes/{wish.id}/claim", headers=retired.headers)
+    assert response.status_code == 403 and response.json()["code"] == "forbidden"
+    assert (await wish_row(db, wish.id or 0)).status == WishStatus.published
