@@ -629,6 +629,8 @@ async def verify_phone(
     db: Database, gateway: WeChatGateway, principal: Principal, code: str
 ) -> PhoneVerifyResponse:
     """getPhoneNumber's code → WeChat's verified number, stored on the account."""
+    async with db.transaction(write=False) as session:
+        await active_user(session, principal)  # a disabled account does not reach WeChat
     try:
         info = await gateway.get_phone_number(code)
     except WeChatAPIError as exc:

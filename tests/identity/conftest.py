@@ -7,8 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
+import app.core.security as security
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
@@ -17,6 +19,15 @@ from app.identity.models import Deputy, DeputyBindingCode, RefreshToken, User
 from tests.factories import Actor, Factory
 
 PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still Argon2, with light parameters: the default costs about a second per hash on a
+    busy two-core machine, and these tests hash and verify hundreds of times."""
+    monkeypatch.setattr(
+        security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 class Identity:
