@@ -80,11 +80,13 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=6, ge=1, le=50)
     # Retry n waits base * 2**(n-1) seconds, jittered by ±50 %, at most an hour.
     notify_backoff_base_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
-    # Rows one claim takes, and sends in flight at once within one worker.
+    # Rows one claim takes, and sends in flight at once within one worker (the gateway runs
+    # 16 calls at a time).
     notify_batch_size: int = Field(default=200, ge=1, le=2000)
-    notify_concurrency: int = Field(default=32, ge=1, le=500)
+    notify_concurrency: int = Field(default=16, ge=1, le=500)
     # A claimed row whose worker went silent this long is claimed again by another worker.
-    notify_lease_seconds: int = Field(default=120, ge=5, le=3600)
+    # Keep it above a batch's worst case: batch / concurrency × (retries + 1) × timeout.
+    notify_lease_seconds: int = Field(default=300, ge=5, le=3600)
     # Sleep between passes when nothing is due.
     notify_poll_seconds: float = Field(default=2.0, ge=0.05, le=300.0)
     # Per event: {"template_id": ..., "page": ..., "fields": {"thing1": "title", ...}}; JSON in

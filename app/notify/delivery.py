@@ -423,6 +423,21 @@ class Deliverer:
             if (result.rowcount or 0) < len(sent):  # type: ignore[attr-defined]
                 logger.warning("some sent notifications were already recorded as sent")
         refunds: list[Claimed] = []
+        zeroed: list[Claimed] = []
+        lost = [r.claimed.id for r in results if r.outcome == Outcome.lease_lost]
+        if lost:
+            # Not sent and, if nobody took them over yet, free again at once (no attempt spent).
+            await session.execute(
+                update(N)
+                .where(N.c.id.in_(lost), mine)
+                .values(
+                    status=NotificationStatus.pending.value,
+                    attempts=N.c.attempts - 1,
+                    next_attempt_at=now,
+                    locked_until=None,
+                    updated_at=now,
+                )
+            )
         for r in results:
             c = r.claimed
             if r.outcome in (Outcome.sent, Outcome.lease_lost):
@@ -460,21 +475,21 @@ class Deliverer:
             if not result.rowcount:  # type: ignore[attr-defined]
                 continue  # another worker reclaimed it; its outcome wins
             if r.outcome == Outcome.not_subscribed:
-                # WeChat knows better than our count: the user has none left.
-                await session.execute(
-                    update(S)
-                    .where(S.c.user_id == c.recipient_id, S.c.template_id == c.template_id)
-                    .values(accepted_count=0, updated_at=now)
-                )
+                zeroed.append(c)
             elif refund:
                 refunds.append(c)
-        for c in sorted(refunds, key=lambda c: (c.recipient_id, c.template_id or "")):
-            # WeChat did not use the user's subscription: give it back.
-            await session.execute(
-                update(S)
-                .where(S.c.user_id == c.recipient_id, S.c.template_id == c.template_id)
-                .values(accepted_count=S.c.accepted_count + 1, updated_at=now)
-            )
+        # Subscription rows last and in (user, template) order, like the claim: no deadlock.
+        changes = [(c, True) for c in zeroed] + [(c, False) for c in refunds]
+        for c, zero in sorted(changes, key=lambda x: (x[0].recipient_id, x[0].template_id or "")):
+            which = update(S).where(S.c.user_id == c.recipient_id, S.c.template_id == c.template_id)
+            if zero:
+                # WeChat knows better than our count: the user has none left.
+                await session.execute(which.values(accepted_count=0, updated_at=now))
+            else:
+                # WeChat did not use the user's subscription: give it back.
+                await session.execute(
+                    which.values(accepted_count=S.c.accepted_count + 1, updated_at=now)
+                )
 
     # --- together ----------------------------------------------------------------------
 

@@ -361,3 +361,28 @@ async def test_two_workers_racing_over_one_backlog(
         assert await harness.count(r.id, WISH_PROGRESS) == 0
     # both took part (each claims at most 7 at a time)
     assert {row.worker_id for row in rows} == {"a", "b"}
+
+
+async def test_a_lease_about_to_run_out_is_given_back_unsent(
+    harness: Harness, factory: Factory, fake_wechat: FakeWeChat
+) -> None:
+    clock.freeze(utcnow())
+    resident = await factory.resident()
+    await harness.grant(resident.id, CASE_PROGRESS)
+    nid = await harness.enqueue(resident.id, "case.handling", params=CASE_PARAMS)
+    slow = harness.deliverer(worker_id="slow")  # lease 60 s; sends stop 15 s before its end
+    claimed = await slow.claim()
+    clock.advance(timedelta(seconds=50))
+    results = await slow.send_all(claimed)
+    assert [r.outcome for r in results] == [Outcome.lease_lost]
+    await slow.record(results)
+    assert fake_wechat.received("subscribe_send") == []
+    row = await harness.row(nid)
+    assert (row.status, row.attempts, row.subscription_spent) == (
+        NotificationStatus.pending,
+        0,
+        True,
+    )
+    assert (await harness.deliverer().drain())["sent"] == 1
+    assert (await harness.row(nid)).attempts == 1
+    assert await harness.count(resident.id, CASE_PROGRESS) == 0
