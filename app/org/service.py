@@ -56,6 +56,7 @@ LEVEL_RANK = {
 }
 
 EARTH_RADIUS_M = 6_371_008.8
+METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180
 
 
 def field_error(field: str, message: str, detail: str | None = None) -> ValidationFailed:
@@ -331,12 +332,21 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def _with_region_names(session: AsyncSession, stations: Sequence[Station]) -> dict[int, str]:
-    ids = {s.region_id for s in stations}
-    if not ids:
-        return {}
-    rows = await session.execute(select(Region.id, Region.name).where(col(Region.id).in_(ids)))
-    return {rid: name for rid, name in rows.all()}
+def squared_distance_deg(lat: float, lng: float) -> ColumnElement[float | None]:
+    """A SQL expression proportional to the squared distance from (lat, lng): the
+    equirectangular projection at the midpoint latitude, in squared degrees of latitude.
+
+    Plain arithmetic (the cosine of the midpoint latitude is linearized around `lat`), so it
+    runs alike on SQLite and PostgreSQL with no math functions, and the database can order and
+    filter on it. Within 50 km it matches the great-circle distance to a metre or so; it is
+    meant for the neighbourhood of a point, not across the antimeridian or a pole.
+    """
+    phi = math.radians(lat)
+    dlat = col(Station.latitude) - lat
+    # cos(phi + dphi/2) ≈ cos(phi) - sin(phi) * dphi/2
+    kx = math.cos(phi) - math.sin(phi) * (math.pi / 360) * dlat
+    dx = (col(Station.longitude) - lng) * kx
+    return dlat * dlat + dx * dx
 
 
 async def search_stations(
@@ -353,9 +363,10 @@ async def search_stations(
 
     Without a position: ordered by name. With `lat`/`lng`: only stations within `radius_m`
     metres, nearest first, each with `distance_m`. The database narrows the candidates with a
-    bounding box on the indexed (latitude, longitude) pair; the exact great-circle distance is
-    computed for those candidates only, on just three columns, and full rows are loaded for
-    the page alone.
+    bounding box on the indexed (latitude, longitude) pair, then filters and orders those by
+    `squared_distance_deg` and returns only the page; the exact great-circle distance
+    (haversine) is computed for the page's rows. Candidates never travel to Python, so a
+    radius holding thousands of stations costs two indexed queries.
     """
     conds = _station_conditions(filters)
     if lat is None or lng is None:
@@ -363,56 +374,51 @@ async def search_stations(
             await session.execute(select(func.count()).select_from(Station).where(*conds))
         ).scalar_one()
         rows = (
-            (
-                await session.execute(
-                    select(Station)
-                    .where(*conds)
-                    .order_by(Station.name, Station.id)
-                    .limit(limit)
-                    .offset(offset)
-                )
+            await session.execute(
+                select(Station, Region.name)
+                .join(Region, Region.id == Station.region_id)
+                .where(*conds)
+                .order_by(Station.name, Station.id)
+                .limit(limit)
+                .offset(offset)
             )
-            .scalars()
-            .all()
-        )
-        names = await _with_region_names(session, rows)
-        return [StationHit(s, names.get(s.region_id), None) for s in rows], total
+        ).all()
+        return [StationHit(station, name, None) for station, name in rows], total
 
     assert radius_m is not None
     min_lat, max_lat, min_lng, max_lng = bounding_box(lat, lng, radius_m)
-    candidates = await session.execute(
-        select(Station.id, Station.latitude, Station.longitude).where(
-            *conds,
-            col(Station.latitude).between(min_lat, max_lat),
-            col(Station.longitude).between(min_lng, max_lng),
-        )
-    )
-    within: list[tuple[float, int]] = []
-    for sid, slat, slng in candidates.all():
-        d = haversine_m(lat, lng, slat, slng)
-        if d <= radius_m:
-            within.append((d, sid))
-    within.sort()
-    page = within[offset : offset + limit]
-    if not page:
-        return [], len(within)
-    loaded = (
-        (
-            await session.execute(
-                select(Station).where(col(Station.id).in_([sid for _, sid in page]))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    by_id = {s.id: s for s in loaded}
-    names = await _with_region_names(session, loaded)
-    hits = [
-        StationHit(by_id[sid], names.get(by_id[sid].region_id), round(d))
-        for d, sid in page
-        if sid in by_id
+    d2 = squared_distance_deg(lat, lng)
+    conds += [
+        col(Station.latitude).between(min_lat, max_lat),
+        col(Station.longitude).between(min_lng, max_lng),
+        d2 <= (radius_m / METRES_PER_DEGREE) ** 2,
     ]
-    return hits, len(within)
+    total = (
+        await session.execute(select(func.count()).select_from(Station).where(*conds))
+    ).scalar_one()
+    if offset >= total:
+        return [], total
+    rows = (
+        await session.execute(
+            select(Station, Region.name)
+            .join(Region, Region.id == Station.region_id)
+            .where(*conds)
+            .order_by(d2, Station.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    hits = [
+        StationHit(
+            station,
+            name,
+            round(haversine_m(lat, lng, station.latitude, station.longitude)),  # type: ignore[arg-type]
+        )
+        for station, name in rows
+    ]
+    # Within a page the order follows the exact distance.
+    hits.sort(key=lambda h: (h.distance_m, h.station.id))
+    return hits, total
 
 
 async def get_station(session: AsyncSession, station_id: int) -> Station | None:
