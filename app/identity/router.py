@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.core.db import SessionDep
 from app.core.deps import AdminPrincipal, CurrentPrincipal, SettingsDep
@@ -59,6 +61,8 @@ from app.wechat.deps import WeChatDep
 
 router = APIRouter(tags=["identity"])
 
+_Body = TypeVar("_Body", bound=BaseModel)
+
 
 # Logins and tokens.
 
@@ -86,13 +90,29 @@ async def wechat_login(
     summary="Log in as any openid (development mode only)",
     dependencies=[Depends(development_only)],
     responses=documented(AccountDisabled, NotFound, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DevLoginRequest.model_json_schema()}},
+        }
+    },
 )
-async def dev_login(
-    body: DevLoginRequest, session: SessionDep, settings: SettingsDep
-) -> TokenResponse:
+async def dev_login(request: Request, session: SessionDep, settings: SettingsDep) -> TokenResponse:
     """Stands in for WeChat while developing without it: the openid is taken on trust.
-    In production this path does not exist (404 `not_found`)."""
+    In production this path does not exist (404 `not_found`, whatever the body)."""
+    # The body is read here, after `development_only`, so that in production not even a
+    # malformed body reveals the endpoint with a 422.
+    body = await _parse_body(request, DevLoginRequest)
     return await service.dev_login(session, settings, body.openid, body.nickname)
+
+
+async def _parse_body(request: Request, model: type[_Body]) -> _Body:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 @router.post(
