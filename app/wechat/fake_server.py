@@ -636,3 +636,20 @@ class FakeWeChatServer:
             self._thread.join(timeout=5)
         self._server = None
         self._thread = None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a fake WeChat in the foreground: `python -m app.wechat.fake_server --port 9000`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake WeChat server for development.")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--appid", default=DEV_APPID)
+    parser.add_argument("--secret", default=DEV_SECRET)
+    args = parser.parse_args(argv)
+    app = create_fake_app(FakeWeChat({args.appid: args.secret}))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
