@@ -39,7 +39,7 @@ from app.identity.deputy_schemas import (
     ImportRowStatus,
     normalize_mobile,
 )
-from app.identity.models import Deputy, DeputyLevel
+from app.identity.models import Deputy, DeputyLevel, DeputyStation
 from app.org import service as org_service
 from app.org.models import Region, Station
 
@@ -364,6 +364,28 @@ async def _match_existing(
         plan.existing = deputy
         plan.deputy_id = deputy.id
         plan.changed = [k for k, v in plan.values.items() if getattr(deputy, k) != v]
+    attached = await _attachments([p.deputy_id for p in plans if p.existing is not None], session)
+    for plan in plans:
+        if (
+            plan.existing is not None
+            and plan.station_ids is not None
+            and set(plan.station_ids) != attached.get(plan.existing.id, set())  # type: ignore[arg-type]
+        ):
+            plan.changed.append("stations")
+
+
+async def _attachments(deputy_ids: list[int | None], session: AsyncSession) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    ids = [i for i in deputy_ids if i is not None]
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(DeputyStation.deputy_id, DeputyStation.station_id).where(
+                col(DeputyStation.deputy_id).in_(ids[start : start + 500])
+            )
+        )
+        for deputy_id, station_id in rows.all():
+            out.setdefault(deputy_id, set()).add(station_id)
+    return out
 
 
 # Applying -----------------------------------------------------------------------------------
@@ -383,7 +405,7 @@ async def _apply(session: AsyncSession, plan: RowPlan) -> bool:
                 update(Deputy)
                 .where(Deputy.id == deputy.id, Deputy.version == deputy.version)
                 .values(
-                    **{k: plan.values[k] for k in plan.changed},
+                    **{k: plan.values[k] for k in plan.changed if k in plan.values},
                     version=Deputy.version + 1,
                     updated_at=utcnow(),
                 )

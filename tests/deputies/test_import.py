@@ -128,6 +128,14 @@ async def test_csv_import_reports_each_row(client: httpx.AsyncClient, factory: F
     assert all(r["changed"] == [] for r in again["rows"] if r["status"] == "updated")
     assert len(await _roster(factory)) == 3
 
+    # A different station list replaces the attachments.
+    moved = _csv([CSV_HEADER, ["王芳", "区级", "社区书记", "13800138001", "甲站", "", ""]])
+    third = (await _upload(client, staff.headers, moved, "名册.csv")).json()
+    assert third["rows"][0]["status"] == "updated"
+    assert third["rows"][0]["changed"] == ["stations"]
+    assert await _stations_of(factory, wang.id) == {stations["甲站"]}
+    assert (await _roster(factory))["王芳"].version == 2
+
 
 async def test_xlsx_import_with_english_headers(
     client: httpx.AsyncClient, factory: Factory
