@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from app.cases import idempotency
 from app.cases import service as case_service
-from app.cases.models import ContentFlag
+from app.cases.models import CaseSubmissionKey, ContentFlag
 from app.cases.schemas import CaseCreate
 from app.cases.service import CaseAccess, ContentRejected, Verdict
 from app.core.db import SessionDep, get_db
@@ -104,18 +104,28 @@ async def _checked_submission(
     if idempotency_key is not None:
         idempotency.validate_key(idempotency_key)
     db = get_db(request)
+    # One round trip: the caller's openid (for the check) and any earlier answer to the key.
+    key_cols = (
+        CaseSubmissionKey.request_hash,
+        CaseSubmissionKey.status_code,
+        CaseSubmissionKey.response,
+    )
+    stmt = select(User.openid, *key_cols).where(User.id == principal.user_id)
+    stmt = stmt.outerjoin(
+        CaseSubmissionKey,
+        and_(
+            CaseSubmissionKey.user_id == User.id,
+            CaseSubmissionKey.key == (idempotency_key or ""),
+        ),
+    )
     async with db.transaction(write=False) as session:
-        if idempotency_key is not None:
-            answer = await idempotency.find_answer(
-                session, principal.user_id, idempotency_key, digest
-            )
-            if answer is not None:
-                return Submission(body, Verdict(None), idempotency_key, digest)
-        openid = None
-        if not principal.is_staff:
-            openid = (
-                await session.execute(select(User.openid).where(User.id == principal.user_id))
-            ).scalar_one_or_none()
+        row = (await session.execute(stmt)).first()
+    openid = row.openid if row is not None else None
+    if idempotency_key is not None and row is not None and row.request_hash is not None:
+        if row.request_hash != digest:
+            raise idempotency.IdempotencyKeyReused()
+        # Answered before: the route replays it without checking the text again.
+        return Submission(body, Verdict(None), idempotency_key, digest)
     verdict = Verdict(None)
     if not principal.is_staff:
         verdict = await _content_check(wechat, openid, body, settings.case_sec_check_scene)

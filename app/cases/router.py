@@ -191,15 +191,49 @@ async def create_case(
             return JSONResponse(
                 answer.body, status_code=answer.status_code, headers={"Idempotent-Replayed": "true"}
             )
-    case = await case_service.submit_case(
+    submitted = await case_service.submit_case(
         session, principal, submission.body, submission.verdict, settings
     )
-    staff_path = await staff_region_path(session, principal) if principal.is_staff else None
-    detail = await _detail(session, principal, case, staff_path)
+    case = submitted.case
+    if principal.is_staff:
+        staff_path = await staff_region_path(session, principal)
+        detail = await _detail(session, principal, case, staff_path)
+    else:
+        detail = _fresh_detail(submitted)
     if key_row is not None:
         assert case.id is not None
         await idempotency.store_answer(session, key_row, case.id, 201, jsonable_encoder(detail))
     return detail
+
+
+def _fresh_detail(submitted: case_service.Submitted) -> CaseDetail:
+    """The submitter's view of the case just made, without reading back what we wrote."""
+    case, event = submitted.case, submitted.event
+    view = CaseView(
+        case=case,
+        category_name=submitted.category_name,
+        lead_unit=None,
+        co_units=[],
+        suggested_unit=None,
+        sees_phone=True,
+        sees_internal=False,
+        is_owner=case.owner_id is not None,
+        following=False,
+    )
+    entry = {
+        "id": event.id,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "actor_role": event.actor_role,
+        "actor_name": None,
+        "round": event.round,
+        "public_note": event.public_note,
+        "internal_note": None,
+        "data": case_service.public_event_data(event.data),
+        "created_at": event.created_at,
+    }
+    return CaseDetail(**render(view).model_dump(), timeline=[entry])  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------

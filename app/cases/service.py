@@ -345,7 +345,7 @@ async def timeline_of(
                 "round": event.round,
                 "public_note": event.public_note,
                 "internal_note": event.internal_note if internal else None,
-                "data": event.data if internal else _public_data(event.data),
+                "data": event.data if internal else public_event_data(event.data),
                 "created_at": event.created_at,
             }
         )
@@ -360,7 +360,7 @@ def _public_role(role: str) -> str:
     return role
 
 
-def _public_data(data: dict[str, Any]) -> dict[str, Any]:
+def public_event_data(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in _PUBLIC_DATA_KEYS}
 
 
@@ -378,38 +378,66 @@ class Verdict:
     flag: ContentFlag | None
 
 
+def _rate_counts(principal: Principal, now: datetime) -> tuple[Any, Any]:
+    """Scalar subqueries: the caller's submissions in the last day and the last hour."""
+    day = (
+        select(func.count())
+        .select_from(Case)
+        .where(
+            Case.submitter_id == principal.user_id, col(Case.created_at) > now - timedelta(days=1)
+        )
+        .scalar_subquery()
+    )
+    hour = (
+        select(func.count())
+        .select_from(Case)
+        .where(
+            Case.submitter_id == principal.user_id, col(Case.created_at) > now - timedelta(hours=1)
+        )
+        .scalar_subquery()
+    )
+    return day, hour
+
+
 async def check_rate_limit(
-    session: AsyncSession, principal: Principal, settings: Settings, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    now: datetime,
+    counts: tuple[int, int] | None = None,
 ) -> None:
     """Submissions per account per hour and per day, counted from the cases themselves, so
     every replica sees the same count. Staff registering calls are not limited."""
     if principal.is_staff:
         return
-    day_ago = now - timedelta(days=1)
-    hour_ago = now - timedelta(hours=1)
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(func.cast(Case.created_at > hour_ago, _int_type())), 0),
-            ).where(Case.submitter_id == principal.user_id, Case.created_at > day_ago)
-        )
-    ).one()
-    in_day, in_hour = int(row[0]), int(row[1])
+    if counts is None:
+        day_q, hour_q = _rate_counts(principal, now)
+        row = (await session.execute(select(day_q, hour_q))).one()
+        counts = (int(row[0]), int(row[1]))
+    in_day, in_hour = counts
     window: timedelta | None = None
     limit = 0
+    since = now
     if in_hour >= settings.case_submit_per_hour:
-        window, limit, since = timedelta(hours=1), settings.case_submit_per_hour, hour_ago
+        window, limit, since = (
+            timedelta(hours=1),
+            settings.case_submit_per_hour,
+            now - timedelta(hours=1),
+        )
     if in_day >= settings.case_submit_per_day:
-        window, limit, since = timedelta(days=1), settings.case_submit_per_day, day_ago
+        window, limit, since = (
+            timedelta(days=1),
+            settings.case_submit_per_day,
+            now - timedelta(days=1),
+        )
     if window is None:
         return
     # The submission that leaves the window first frees a slot.
     oldest = (
         await session.execute(
             select(Case.created_at)
-            .where(Case.submitter_id == principal.user_id, Case.created_at > since)
-            .order_by(Case.created_at.desc())  # type: ignore[attr-defined]
+            .where(Case.submitter_id == principal.user_id, col(Case.created_at) > since)
+            .order_by(col(Case.created_at).desc())
             .offset(limit - 1)
             .limit(1)
         )
@@ -422,34 +450,34 @@ async def check_rate_limit(
     )
 
 
-def _int_type() -> Any:
-    from sqlalchemy import Integer
-
-    return Integer
+def _suggestion_query(category_id: Any, region_path: Any) -> Any:
+    """The unit of the routing rule of the deepest region on the case's path."""
+    return (
+        select(RoutingRule.unit_id)
+        .join(Region, col(Region.id) == RoutingRule.region_id)
+        .where(RoutingRule.category_id == category_id, region_path.like(Region.path + "%"))
+        .order_by(func.length(Region.path).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 async def suggest_unit(session: AsyncSession, category_id: int, region_path: str) -> int | None:
     """The routing rule of the deepest region on the case's path for its category."""
-    chain = [int(p) for p in region_path.strip("/").split("/") if p]
-    if not chain:
-        return None
-    rows = (
-        await session.execute(
-            select(RoutingRule.region_id, RoutingRule.unit_id).where(
-                RoutingRule.category_id == category_id,
-                RoutingRule.region_id.in_(chain),  # type: ignore[attr-defined]
-            )
-        )
-    ).all()
-    if not rows:
-        return None
-    depth = {region_id: i for i, region_id in enumerate(chain)}
-    return max(rows, key=lambda r: depth[r[0]])[1]  # type: ignore[no-any-return]
+    query = _suggestion_query(category_id, literal(region_path))
+    return (await session.execute(select(query))).scalar_one_or_none()  # type: ignore[no-any-return]
 
 
 def case_number(case_id: int, created_at: datetime) -> str:
     """ "20261122-0007": the Shanghai date and the id, unique without any counter to lock."""
     return f"{created_at.astimezone(SHANGHAI):%Y%m%d}-{case_id:04d}"
+
+
+@dataclass(slots=True)
+class Submitted:
+    case: Case
+    event: CaseEvent
+    category_name: str
 
 
 async def submit_case(
@@ -458,41 +486,17 @@ async def submit_case(
     body: Any,
     verdict: Verdict,
     settings: Settings,
-) -> Case:
+) -> Submitted:
     """Register a case (`registered`) with its timeline entry, its attachments linked, the
-    reception it came from marked, and the resident's notification, in one transaction."""
-    from app.cases.schemas import CaseCreate  # noqa: F401  (type of `body`)
+    reception it came from marked, and the resident's notification, in one transaction.
 
+    Every reference and the rate limit are checked in one round trip (this is the hot path
+    of the service)."""
     now = utcnow()
-    await check_rate_limit(session, principal, settings, now)
-
-    category = (
-        await session.execute(
-            select(CaseCategory.id, CaseCategory.is_active).where(
-                CaseCategory.id == body.category_id
-            )
-        )
-    ).first()
-    if category is None or not category.is_active:
-        raise ValidationFailed("问题类别不存在", code="unknown_category")
-
-    region_id = body.region_id
-    if body.station_id is not None:
-        station = (
-            await session.execute(
-                select(Station.region_id, Station.is_active).where(Station.id == body.station_id)
-            )
-        ).first()
-        if station is None or not station.is_active:
-            raise ValidationFailed("联络站不存在", code="unknown_station")
-        if region_id is None:
-            region_id = station.region_id
-    region_path = (
-        await session.execute(select(Region.path).where(Region.id == region_id))
-    ).scalar_one_or_none()
-    if region_path is None:
-        raise ValidationFailed("所在区域不存在", code="unknown_region")
-
+    channel, owner_id = _channel_and_owner(principal, body)
+    contact_name, contact_phone = body.contact_name, body.contact_phone
+    if principal.is_staff and not (contact_name or contact_phone):
+        raise ValidationFailed("请填写来电或来访群众的姓名或电话", code="contact_required")
     deputy_id = body.deputy_id
     if body.deputy_scene:
         from app.cases.deputy_codes import parse_deputy_scene
@@ -501,23 +505,58 @@ async def submit_case(
         if scene_deputy is None or (deputy_id is not None and deputy_id != scene_deputy):
             raise ValidationFailed("代表二维码无效", code="invalid_qr")
         deputy_id = scene_deputy
-    if deputy_id is not None:
-        active = (
-            await session.execute(select(Deputy.is_active).where(Deputy.id == deputy_id))
-        ).scalar_one_or_none()
-        if not active:
-            raise ValidationFailed("代表不存在", code="unknown_deputy")
 
-    channel, owner_id = _channel_and_owner(principal, body)
-    contact_name, contact_phone = body.contact_name, body.contact_phone
-    if principal.is_staff and not (contact_name or contact_phone):
-        raise ValidationFailed("请填写来电或来访群众的姓名或电话", code="contact_required")
+    station_region = (
+        select(Station.region_id)
+        .where(Station.id == body.station_id, col(Station.is_active).is_(True))
+        .scalar_subquery()
+        if body.station_id is not None
+        else literal(None)
+    )
+    region_id_expr = literal(body.region_id) if body.region_id is not None else station_region
+    region_path = select(Region.path).where(Region.id == region_id_expr).scalar_subquery()
+    category = (
+        select(CaseCategory.name)
+        .where(CaseCategory.id == body.category_id, col(CaseCategory.is_active).is_(True))
+        .scalar_subquery()
+    )
+    deputy = (
+        select(Deputy.id)
+        .where(Deputy.id == deputy_id, col(Deputy.is_active).is_(True))
+        .scalar_subquery()
+        if deputy_id is not None
+        else literal(None)
+    )
+    day_q, hour_q = _rate_counts(principal, now)
+    row = (
+        await session.execute(
+            select(
+                category,
+                station_region,
+                region_path,
+                deputy,
+                _suggestion_query(body.category_id, region_path),
+                day_q,
+                hour_q,
+            )
+        )
+    ).one()
+    category_name, station_region_id, path, found_deputy, suggested, in_day, in_hour = row
+    await check_rate_limit(session, principal, settings, now, (int(in_day), int(in_hour)))
+    if category_name is None:
+        raise ValidationFailed("问题类别不存在", code="unknown_category")
+    if body.station_id is not None and station_region_id is None:
+        raise ValidationFailed("联络站不存在", code="unknown_station")
+    if path is None:
+        raise ValidationFailed("所在区域不存在", code="unknown_region")
+    if deputy_id is not None and found_deputy is None:
+        raise ValidationFailed("代表不存在", code="unknown_deputy")
 
     case = Case(
         title=body.title.strip(),
         content=body.content.strip(),
         category_id=body.category_id,
-        region_id=region_id,
+        region_id=body.region_id if body.region_id is not None else station_region_id,
         station_id=body.station_id,
         latitude=body.latitude,
         longitude=body.longitude,
@@ -532,7 +571,7 @@ async def submit_case(
         contact_name=contact_name,
         contact_phone=contact_phone,
         content_flag=verdict.flag.value if verdict.flag else None,
-        suggested_unit_id=await suggest_unit(session, body.category_id, region_path),
+        suggested_unit_id=suggested,
         created_at=now,
         updated_at=now,
     )
@@ -553,7 +592,7 @@ async def submit_case(
         internal = "内容安全检测提示需人工复核"
     elif verdict.flag is ContentFlag.unchecked:
         internal = "内容安全检测暂不可用，需人工复核"
-    await _record(
+    event = await _record(
         session,
         case,
         CaseAction.register,
@@ -565,9 +604,9 @@ async def submit_case(
         data={"channel": channel.value},
         now=now,
     )
-    await _notify_resident(session, case, CaseStatus.registered, note="您反映的问题已登记")
+    await _notify_resident(session, case, CaseStatus.registered, note="您反映的问题已登记", now=now)
     await session.flush()
-    return case
+    return Submitted(case, event, str(category_name))
 
 
 def _channel_and_owner(principal: Principal, body: Any) -> tuple[CaseChannel, int | None]:
