@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Path, UploadFile
 from fastapi.responses import StreamingResponse
 
 from app.attachments import service
@@ -66,7 +66,7 @@ async def upload_attachment(
     summary="Fetch an image",
 )
 async def get_attachment(
-    attachment_id: int,
+    attachment_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
     session: SessionDep,
     principal: OptionalPrincipal,
     storage: StorageDep,

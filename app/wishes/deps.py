@@ -11,9 +11,10 @@ from app.core.deps import CurrentPrincipal, DeputyPrincipal, OptionalPrincipal
 from app.core.errors import NotFound
 from app.core.security import Principal
 from app.wishes import service
+from app.wishes.schemas import MAX_ID
 from app.wishes.service import WishContext
 
-WishId = Annotated[int, Path(ge=1, description="The wish's id")]
+WishId = Annotated[int, Path(ge=1, le=MAX_ID, description="The wish's id")]
 
 
 class WishNotFound(NotFound):

@@ -21,6 +21,7 @@ from app.wishes import service
 from app.wishes.deps import ActionableWish, ClaimableWish, ViewableWish
 from app.wishes.models import WishStatus
 from app.wishes.schemas import (
+    MAX_ID,
     WishConfirm,
     WishCreate,
     WishDetail,
@@ -82,8 +83,10 @@ async def list_wishes(
     mine: Annotated[
         bool, Query(description="Own wishes (resident) or own claims (deputy), any status")
     ] = False,
-    station_id: Annotated[int | None, Query(ge=1)] = None,
-    region_id: Annotated[int | None, Query(ge=1, description="This region and below")] = None,
+    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    region_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="This region and below")
+    ] = None,
     status: Annotated[
         WishStatus | None, Query(description="Staff, or with mine=true; the wall is published")
     ] = None,

@@ -11,6 +11,10 @@ from app.attachments.schemas import AttachmentPublic
 from app.wishes.models import ContentCheck, WishStatus
 
 MAX_PHOTOS = 9
+MAX_ID = 2_147_483_647
+
+# A row id: positive and within a 32-bit INTEGER, so no database is asked about 10**30.
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _strip(value: str | None) -> str | None:
@@ -69,11 +73,13 @@ class WishCreate(BaseModel):
     title: str = Field(min_length=2, max_length=50, description="What is wished for")
     content: str = Field(min_length=5, max_length=1000, description="Why")
     beneficiary: BeneficiaryIn
-    station_id: int | None = Field(default=None, ge=1, description="Station that takes it on")
-    region_id: int | None = Field(
-        default=None, ge=1, description="Community, when no station is named"
+    station_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Station that takes it on"
     )
-    attachment_ids: list[int] = Field(
+    region_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Community, when no station is named"
+    )
+    attachment_ids: list[RowId] = Field(
         default_factory=list, max_length=MAX_PHOTOS, description="Own uploads from /attachments"
     )
 
@@ -128,7 +134,7 @@ class WishFulfil(BaseModel):
     )
 
     note: str = Field(min_length=2, max_length=1000)
-    attachment_ids: list[int] = Field(default_factory=list, max_length=MAX_PHOTOS)
+    attachment_ids: list[RowId] = Field(default_factory=list, max_length=MAX_PHOTOS)
 
 
 class WishConfirm(BaseModel):
