@@ -90,6 +90,10 @@ class NotPasswordAccount(ValidationFailed):
     code, detail = "not_password_account", "微信登录的账号没有密码、区域或单位可修改"
 
 
+class NicknameRejected(ValidationFailed):
+    code, detail = "content_rejected", "昵称未通过内容安全检测，请换一个"
+
+
 def field_invalid(field: str, message: str, detail: str | None = None) -> ValidationFailed:
     """A 422 naming one body field, shaped like FastAPI's own validation errors."""
     return ValidationFailed(

@@ -30,6 +30,7 @@ from app.identity.errors import (
     InvalidPhoneCode,
     InvalidRefreshToken,
     InvalidWeChatCode,
+    NicknameRejected,
     NoDeputyMatch,
     NotPasswordAccount,
     PhoneNotVerified,
@@ -167,11 +168,14 @@ async def get_me(session: SessionDep, user: CurrentUser) -> MePublic:
     "/me",
     response_model=MePublic,
     summary="Change own nickname or avatar",
-    responses=documented(401, AccountDisabled, 422),
+    responses=documented(401, AccountDisabled, NicknameRejected, 422),
 )
-async def update_me(session: SessionDep, user: CurrentUser, body: MeUpdate) -> MePublic:
-    """Send only what changes; `null` clears a field."""
-    return await service.update_me(session, user, body)
+async def update_me(
+    principal: CurrentPrincipal, body: MeUpdate, db: DatabaseDep, wechat: WeChatDep
+) -> MePublic:
+    """Send only what changes; `null` clears a field. A new nickname of a WeChat account
+    must pass WeChat's content check (422 `content_rejected`)."""
+    return await service.update_me(db, wechat, principal, body)
 
 
 @router.post(

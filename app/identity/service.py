@@ -57,6 +57,7 @@ from app.identity.errors import (
     InvalidPhoneCode,
     InvalidRefreshToken,
     InvalidWeChatCode,
+    NicknameRejected,
     NoDeputyMatch,
     NotPasswordAccount,
     PhoneNotVerified,
@@ -94,6 +95,8 @@ logger = logging.getLogger("app.identity")
 
 PASSWORD_ROLES = frozenset({Role.staff, Role.unit, Role.admin})
 WECHAT_ROLES = frozenset({Role.resident, Role.deputy})
+# msgSecCheck v2 scenes: 1 资料 (profile).
+PROFILE_SEC_CHECK_SCENE = 1
 # code2Session: "高风险等级用户，小程序登录拦截".
 WECHAT_RISKY_USER = 40226
 
@@ -571,16 +574,41 @@ async def active_user(session: AsyncSession, principal: Principal) -> User:
     return user
 
 
-async def update_me(session: AsyncSession, user: User, data: MeUpdate) -> MePublic:
+async def update_me(
+    db: Database, gateway: WeChatGateway, principal: Principal, data: MeUpdate
+) -> MePublic:
+    """Nickname and avatar. A WeChat account's new nickname passes WeChat's content check
+    (msgSecCheck, scene 1 = profile) first, with no transaction open while WeChat answers."""
     given = data.model_fields_set
-    if "nickname" in given:
-        user.nickname = data.nickname
-    if "avatar_url" in given:
-        user.avatar_url = str(data.avatar_url) if data.avatar_url is not None else None
-    user.updated_at = utcnow()
-    session.add(user)
-    await session.flush()
-    return await me_public(session, user)
+    async with db.transaction(write=False) as session:
+        openid = (await active_user(session, principal)).openid
+    if "nickname" in given and data.nickname is not None and openid:
+        await _check_nickname(gateway, openid, data.nickname)
+    async with db.transaction() as session:
+        user = await active_user(session, principal)
+        if "nickname" in given:
+            user.nickname = data.nickname
+        if "avatar_url" in given:
+            user.avatar_url = str(data.avatar_url) if data.avatar_url is not None else None
+        user.updated_at = utcnow()
+        session.add(user)
+        await session.flush()
+        return await me_public(session, user)
+
+
+async def _check_nickname(gateway: WeChatGateway, openid: str, nickname: str) -> None:
+    """Nicknames have no staff review behind them: `risky` and `review` are both refused.
+    If WeChat cannot be asked, the nickname is taken (a name is low risk; admins can
+    rename an account)."""
+    try:
+        result = await gateway.msg_sec_check(
+            openid=openid, content=nickname, scene=PROFILE_SEC_CHECK_SCENE
+        )
+    except WeChatError as exc:
+        logger.warning("nickname content check did not run: %s", type(exc).__name__)
+        return
+    if result.suggest != "pass":
+        raise NicknameRejected()
 
 
 # Verified phone.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from app.core.security import Role
+from app.wechat.fake_server import FakeWeChat
 from tests.factories import Factory
 from tests.identity.conftest import Identity, assert_problem
 
@@ -96,3 +97,38 @@ async def test_deactivated_or_deleted_accounts_cannot_use_me(
         user = await session.get(type(ghost.user), ghost.id)
         await session.delete(user)
     assert_problem(await client.get("/me", headers=token_of_ghost), 401, "unauthenticated")
+
+
+async def test_nicknames_pass_the_content_check(
+    client: httpx.AsyncClient, factory: Factory, fake_wechat: FakeWeChat, identity: Identity
+) -> None:
+    resident = await factory.resident(nickname="原名")
+    for bad in ("赌博高手", "加微信领奖"):  # risky, review
+        assert_problem(
+            await client.patch("/me", json={"nickname": bad}, headers=resident.headers),
+            422,
+            "content_rejected",
+        )
+    assert (await identity.user(resident.id)).nickname == "原名"
+    checked = fake_wechat.received("msg_sec_check")
+    assert [(r.body["content"], r.body["scene"], r.body["openid"]) for r in checked] == [
+        ("赌博高手", 1, resident.user.openid),
+        ("加微信领奖", 1, resident.user.openid),
+    ]
+    # WeChat down: the nickname is taken rather than the user blocked.
+    fake_wechat.fail("msg_sec_check", -1, times=10)
+    ok = await client.patch("/me", json={"nickname": "新名"}, headers=resident.headers)
+    assert ok.status_code == 200 and ok.json()["nickname"] == "新名"
+
+
+async def test_password_accounts_and_avatar_only_changes_skip_the_check(
+    client: httpx.AsyncClient, factory: Factory, fake_wechat: FakeWeChat
+) -> None:
+    admin = await factory.admin()
+    resident = await factory.resident()
+    assert (
+        await client.patch("/me", json={"nickname": "管理员"}, headers=admin.headers)
+    ).status_code == 200
+    avatar = {"avatar_url": "https://example.com/x.png"}
+    assert (await client.patch("/me", json=avatar, headers=resident.headers)).status_code == 200
+    assert fake_wechat.received("msg_sec_check") == []
