@@ -8,6 +8,9 @@ Other domains call two things:
 - `register_visibility(owner_type, checker)` once at import, so that an attachment linked to
   one of their objects is visible to whoever may see that object. Wishes register "wish" and
   "wish_fulfilment"; cases register "case" (e.g. `can_view_case_attachment`).
+
+The worker runs `purge_unlinked_uploads(session, now, settings)`: uploads never linked are
+deleted after `ATTACHMENT_UNLINKED_TTL_HOURS`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import io
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import select, update
+from sqlalchemy import and_, delete, select, update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.attachments.models import Attachment
@@ -29,7 +34,7 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import AppError, ValidationFailed
 from app.core.security import Principal
-from app.core.storage import Storage, new_key
+from app.core.storage import Storage, StorageError, new_key, storage_for
 
 logger = logging.getLogger("app.attachments")
 
@@ -228,3 +233,45 @@ async def attachments_of(
 
 async def get_attachment(session: AsyncSession, attachment_id: int) -> Attachment | None:
     return await session.get(Attachment, attachment_id)
+
+
+async def purge_unlinked_uploads(
+    session: AsyncSession, now: datetime, settings: Settings, *, limit: int = 500
+) -> int:
+    """Sweep (worker signature `fn(session, now, settings)`): delete uploads nobody linked to
+    a wish or case within `ATTACHMENT_UNLINKED_TTL_HOURS`, rows and files.
+
+    The DELETE repeats the "still unlinked and old" condition, so an upload being linked at
+    the same moment either is linked (and kept) or is deleted and the link fails with
+    `invalid_attachment`; never a link to a missing row. Files go after the rows; should the
+    transaction then fail, the rows stay and answer 404 (the file is missing), nothing worse.
+    Answers how many were deleted.
+    """
+    cutoff = now - timedelta(hours=settings.attachment_unlinked_ttl_hours)
+    stale = and_(Attachment.owner_type.is_(None), col(Attachment.created_at) < cutoff)
+    ids = list(
+        (
+            await session.execute(
+                select(Attachment.id).where(stale).order_by(Attachment.id).limit(limit)
+            )
+        ).scalars()
+    )
+    if not ids:
+        return 0
+    keys = list(
+        (
+            await session.execute(
+                delete(Attachment)
+                .where(Attachment.id.in_(ids), stale)
+                .returning(Attachment.storage_key)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars()
+    )
+    storage = storage_for(settings)
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except StorageError:
+            logger.warning("could not delete an unlinked upload's file")
+    return len(keys)

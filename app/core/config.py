@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     wish_sec_check_scene: int = Field(default=3, ge=1, le=4)
     # Uploaded images larger than this many pixels are refused (decompression bombs).
     max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000)
+    # Uploads never linked to a wish or case are deleted after this many hours (sweep).
+    attachment_unlinked_ttl_hours: int = Field(default=48, ge=1, le=24 * 90)
 
     # Cases (意见建议): submission limits, deadlines, sweeps, triage.
     # Submissions per resident or deputy account (staff registering calls are not limited),

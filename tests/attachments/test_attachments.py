@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -10,6 +11,8 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.attachments.models import Attachment
+from app.attachments.service import purge_unlinked_uploads
+from app.core.clock import clock, utcnow
 from app.core.config import Settings
 from app.core.db import Database
 from app.wishes.models import WishStatus
@@ -223,3 +226,43 @@ async def test_fulfilment_photos_are_seen_by_the_resident(
     assert (
         await client.get(f"/attachments/{proof}", headers=world.other_resident.headers)
     ).status_code == 404
+
+
+async def test_unlinked_uploads_are_purged_after_the_set_hours(
+    client: httpx.AsyncClient, world: World, factory: Factory, db: Database, settings: Settings
+) -> None:
+    clock.freeze(utcnow())
+    kept = await upload_id(client, world.resident)
+    dropped = await upload_id(client, world.resident)
+    created = await client.post(
+        "/wishes",
+        headers=world.resident.headers,
+        json={
+            "title": "想要一个新书包",
+            "content": "孩子的书包背了三年已经破了。",
+            "beneficiary": {"name": "王小明"},
+            "station_id": world.station.id,
+            "attachment_ids": [kept],
+        },
+    )
+    assert created.status_code == 201
+    async with db.transaction(write=False) as session:
+        row = await session.get(Attachment, dropped)
+        assert row is not None
+        dropped_path = settings.media_dir / row.storage_key
+    assert dropped_path.is_file()
+
+    clock.advance(timedelta(hours=settings.attachment_unlinked_ttl_hours) - timedelta(seconds=1))
+    async with db.transaction() as session:
+        assert await purge_unlinked_uploads(session, utcnow(), settings) == 0
+    clock.advance(timedelta(seconds=2))
+    async with db.transaction() as session:
+        assert await purge_unlinked_uploads(session, utcnow(), settings) == 1
+    async with db.transaction() as session:
+        assert await purge_unlinked_uploads(session, utcnow(), settings) == 0
+
+    headers = {"Authorization": f"Bearer {factory.token_for(world.resident.user)}"}
+    assert (await client.get(f"/attachments/{dropped}", headers=headers)).status_code == 404
+    assert (await client.get(f"/attachments/{kept}", headers=headers)).status_code == 200
+    assert not dropped_path.exists()
+    assert await attachment_count(db) == 1
