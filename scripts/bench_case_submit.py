@@ -42,6 +42,13 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Module level: the bare route's annotations are resolved from these globals.
+from fastapi import Request  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from app.core.db import SessionDep  # noqa: E402
+from app.core.deps import CurrentPrincipal  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_NAME = "bench_case_submit"
 JWT_SECRET = "bench-secret-" + "c" * 40
@@ -62,11 +69,6 @@ class BareBody(BaseModel):
 
 def service_with_bare_insert() -> Any:
     """The real app plus `POST /bench/bare-insert`: one INSERT through the same stack."""
-    from fastapi import Request
-    from sqlalchemy import text
-
-    from app.core.db import SessionDep
-    from app.core.deps import CurrentPrincipal
     from app.main import create_app
 
     app = create_app()
@@ -93,7 +95,6 @@ def bare_starlette_app() -> Any:
     """No framework at all: Starlette and an asyncpg pool, one INSERT per request."""
     import asyncpg
     from starlette.applications import Starlette
-    from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
