@@ -9,6 +9,7 @@ import httpx
 
 from app.core.clock import clock
 from app.core.security import Role
+from app.identity.service import purge_refresh_tokens
 from tests.identity.conftest import PASSWORD, Identity, assert_problem, bearer
 
 REFRESH = "/auth/refresh"
@@ -167,4 +168,22 @@ async def test_garbage_bearer_tokens_are_401(client: httpx.AsyncClient, identity
     # A refresh token is not an access token.
     assert_problem(
         await client.get("/me", headers=bearer(tokens["refresh_token"])), 401, "unauthenticated"
+    )
+
+
+async def test_purge_deletes_only_long_expired_refresh_tokens(
+    client: httpx.AsyncClient, identity: Identity
+) -> None:
+    user_id, old = await _tokens(client, identity)
+    clock.advance(timedelta(days=identity.settings.refresh_token_ttl_days + 8))
+    _, fresh = await _tokens(client, identity)
+    async with identity.db.transaction() as session:
+        assert await purge_refresh_tokens(session, older_than_days=7) == 1
+    assert await identity.refresh_rows(user_id) == []
+    response = await client.post(REFRESH, json={"refresh_token": fresh["refresh_token"]})
+    assert response.status_code == 200, response.text
+    assert_problem(
+        await client.post(REFRESH, json={"refresh_token": old["refresh_token"]}),
+        401,
+        "invalid_refresh_token",
     )
