@@ -101,6 +101,7 @@ DEPUTIES = [
 
 
 async def seed_demo_district(db: Database) -> str:
+    await seed_demo_case_categories(db)
     async with db.transaction() as session:
         existing = (
             await session.execute(
@@ -192,3 +193,11 @@ def _credentials(headline: str) -> str:
         f"  admin login: {ADMIN_USERNAME} / {ADMIN_PASSWORD}\n"
         '  residents: POST /api/v1/auth/dev-login {"openid": "any-id"} (development mode)'
     )
+
+
+async def seed_demo_case_categories(db: Database) -> int:
+    """The default case categories (问题类别) with their deadline days; idempotent by code."""
+    from app.cases.seed import seed_case_categories
+
+    async with db.transaction() as session:
+        return await seed_case_categories(session)
