@@ -61,6 +61,7 @@ NOT_ACCEPTED = (CaseStatus.rejected.value, CaseStatus.merged.value)
 # A case waiting for its unit: registered (not routed yet, or sent back) or handling.
 AWAITING_REPLY = (CaseStatus.registered.value, CaseStatus.handling.value)
 OPEN = (CaseStatus.registered.value, CaseStatus.handling.value, CaseStatus.fed_back.value)
+FULFILLED = (WishStatus.fulfilled.value, WishStatus.completed.value)
 
 
 # --- Scope conditions ------------------------------------------------------------------------
@@ -100,8 +101,8 @@ def overdue_now(now: datetime) -> ColumnElement[bool]:
 
 async def overview(session: AsyncSession, scope: RegionScope, period: DateRange) -> OverviewStats:
     now = utcnow()
-    cases = await _case_figures(session, scope, period, now)
-    rates = await _rates(session, scope, period, now, cases)
+    cases, n_rated, n_satisfied = await _case_figures(session, scope, period, now)
+    rates = await _rates(session, scope, period, now, cases, n_rated, n_satisfied)
     wishes = await _wish_figures(session, scope, period)
     presence = await _presence_figures(session, scope, period)
     return OverviewStats(
@@ -117,23 +118,29 @@ async def overview(session: AsyncSession, scope: RegionScope, period: DateRange)
 
 async def _case_figures(
     session: AsyncSession, scope: RegionScope, period: DateRange, now: datetime
-) -> CaseFigures:
+) -> tuple[CaseFigures, int, int]:
+    """The cohort registered in the range (one scan), the backlog now (another), and the
+    cohort's rated and satisfied counts."""
     stmt = (
         select(
             Case.status,
             func.count(),
             func.count().filter(overdue_now(now)),
             func.count().filter(col(Case.supervised_count) > 0),
+            func.count().filter(col(Case.satisfaction).is_not(None)),
+            func.count().filter(col(Case.satisfaction).in_(SATISFIED)),
         )
         .where(between(Case.created_at, period), in_scope(Case.region_id, scope))
         .group_by(Case.status)
     )
     by_status = {s.value: 0 for s in CaseStatus}
-    overdue = supervised = 0
-    for status, count, n_overdue, n_supervised in await session.execute(stmt):
+    overdue = supervised = rated = satisfied = 0
+    for status, count, n_overdue, n_supervised, n_rated, n_satisfied in await session.execute(stmt):
         by_status[status] = int(count)
         overdue += int(n_overdue)
         supervised += int(n_supervised)
+        rated += int(n_rated)
+        satisfied += int(n_satisfied)
 
     backlog = (
         select(
@@ -145,7 +152,7 @@ async def _case_figures(
         .where(col(Case.status).in_(OPEN), in_scope(Case.region_id, scope))
     )
     open_now, overdue_open, supervised_open = (await session.execute(backlog)).one()
-    return CaseFigures(
+    figures = CaseFigures(
         new=sum(by_status.values()),
         by_status=by_status,
         overdue=overdue,
@@ -154,6 +161,7 @@ async def _case_figures(
         overdue_now=int(overdue_open),
         under_supervision_now=int(supervised_open),
     )
+    return figures, rated, satisfied
 
 
 async def _rates(
@@ -162,6 +170,8 @@ async def _rates(
     period: DateRange,
     now: datetime,
     cases: CaseFigures,
+    n_rated: int,
+    n_satisfied: int,
 ) -> Rates:
     answered_in_time = and_(
         col(Case.fed_back_at).is_not(None), col(Case.fed_back_at) <= col(Case.deadline_at)
@@ -179,16 +189,6 @@ async def _rates(
     )
     due, in_time = (await session.execute(response)).one()
 
-    rated = (
-        select(
-            func.count().filter(col(Case.satisfaction).is_not(None)),
-            func.count().filter(col(Case.satisfaction).in_(SATISFIED)),
-        )
-        .select_from(Case)
-        .where(between(Case.created_at, period), in_scope(Case.region_id, scope))
-    )
-    n_rated, n_satisfied = (await session.execute(rated)).one()
-
     accepted = cases.new - sum(cases.by_status[s] for s in NOT_ACCEPTED)
     resolved = cases.by_status[CaseStatus.resolved.value]
     return Rates(
@@ -197,9 +197,7 @@ async def _rates(
         ),
         resolution=Rate(rate=ratio(resolved, accepted), numerator=resolved, denominator=accepted),
         satisfaction=Rate(
-            rate=ratio(int(n_satisfied), int(n_rated)),
-            numerator=int(n_satisfied),
-            denominator=int(n_rated),
+            rate=ratio(n_satisfied, n_rated), numerator=n_satisfied, denominator=n_rated
         ),
     )
 
@@ -215,23 +213,26 @@ async def _wish_figures(
     by_status = {s.value: 0 for s in WishStatus}
     for status, count in await session.execute(stmt):
         by_status[status] = int(count)
-    done = (
-        select(
-            func.count().filter(between(Wish.claimed_at, period)),
-            func.count().filter(between(Wish.fulfilled_at, period)),
-        )
+    claimed = (
+        select(func.count())
+        .select_from(Wish)
+        .where(between(Wish.claimed_at, period), in_scope(Wish.region_id, scope))
+    )
+    # (status, fulfilled_at) is indexed on the wish table
+    fulfilled = (
+        select(func.count())
         .select_from(Wish)
         .where(
+            col(Wish.status).in_(FULFILLED),
+            between(Wish.fulfilled_at, period),
             in_scope(Wish.region_id, scope),
-            (between(Wish.claimed_at, period)) | (between(Wish.fulfilled_at, period)),
         )
     )
-    claimed, fulfilled = (await session.execute(done)).one()
     return WishFigures(
         new=sum(by_status.values()),
         by_status=by_status,
-        claimed=int(claimed),
-        fulfilled=int(fulfilled),
+        claimed=int((await session.execute(claimed)).scalar_one()),
+        fulfilled=int((await session.execute(fulfilled)).scalar_one()),
     )
 
 
