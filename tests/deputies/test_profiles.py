@@ -230,6 +230,8 @@ async def test_create_deputy_refusals_change_nothing(
         {**body, "level": "mayor"},
         {**body, "name": ""},
         {**body, "station_ids": [999999]},
+        {**body, "station_ids": [2**31]},
+        {**body, "title": "书\x00记"},
         {**body, "region_id": 999999},
         {"level": "district"},
     ):

@@ -148,6 +148,8 @@ async def test_search_validation(client: httpx.AsyncClient) -> None:
         {"lat": LAT, "lng": LNG, "radius_m": 500_001},
         {"kind": "castle"},
         {"limit": 101},
+        {"q": "和平\x00路"},
+        {"region_id": 2**31},
     ):
         response = await client.get("/stations", params=params)
         assert response.status_code == 422, params
@@ -267,6 +269,8 @@ async def test_create_station_refusals_change_nothing(
         {**body, "region_id": 999999},
         {**body, "phone": "call me"},
         {**body, "surprise": 1},
+        {**body, "name": "联络\x00站"},
+        {**body, "region_id": 2**31},
     ]
     for payload in invalid:
         response = await client.post("/stations", json=payload, headers=staff.headers)
