@@ -641,14 +641,10 @@ async def _attach_reception(
         raise ValidationFailed("接待记录不存在", code="unknown_reception")
     if reception.case_id is not None:
         raise ValidationFailed("该接待记录已转为意见建议", code="reception_already_used")
-    result = await session.execute(
-        update(Reception)
-        .where(Reception.id == reception_id, Reception.case_id.is_(None))  # type: ignore[arg-type, union-attr]
-        .values(case_id=case_id)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ValidationFailed("该接待记录已转为意见建议", code="reception_already_used")
+    from app.presence import service as presence_service
+
+    # Conditional on the reception having no case yet: a concurrent second use fails there.
+    await presence_service.attach_case(session, reception_id, case_id)
 
 
 # ---------------------------------------------------------------------------------------

@@ -313,3 +313,42 @@ async def test_unknown_role_token_cannot_submit(
         headers=admin.headers,
     )
     assert response.status_code == 201  # admins register calls like staff
+
+
+async def test_photos_are_linked_and_visible_to_those_who_see_the_case(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    from tests.attachments.images import png
+
+    ids = []
+    for _ in range(2):
+        uploaded = await client.post(
+            "/attachments",
+            files={"file": ("photo.png", png(), "image/png")},
+            headers=world.resident.headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        ids.append(uploaded.json()["id"])
+    case = await submit(client, world.resident, world, attachment_ids=ids)
+    assert case["attachment_ids"] == ids
+    for actor, status in [
+        (world.resident, 200),
+        (world.staff, 200),
+        (world.staff_b, 404),
+        (world.resident2, 404),
+        (world.handler, 404),
+    ]:
+        response = await client.get(f"/attachments/{ids[0]}", headers=actor.headers)
+        assert response.status_code == status, (actor.user.username, response.text)
+    await client.post(
+        f"/cases/{case['id']}/assign", json={"unit_id": world.unit.id}, headers=world.staff.headers
+    )
+    assert (
+        await client.get(f"/attachments/{ids[1]}", headers=world.handler.headers)
+    ).status_code == 200
+    # A photo already used by a case cannot be used again; nothing is stored then.
+    again = await client.post(
+        "/cases", json=case_body(world, attachment_ids=[ids[0]]), headers=world.resident.headers
+    )
+    assert again.status_code == 422
+    assert await count_cases(db) == 1
