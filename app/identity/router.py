@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -291,3 +291,20 @@ async def update_user(
     working; access tokens expire within `expires_in`). Admins cannot deactivate or demote
     themselves. WeChat accounts (residents, deputies) can only be (de)activated or renamed."""
     return await service.update_user(session, admin, user, body)
+
+
+DEVELOPMENT_ONLY_PATHS = ("/auth/dev-login",)
+
+
+def hide_development_endpoints(app: FastAPI, prefix: str) -> None:
+    """Leave the development-only endpoints out of the OpenAPI document (for production:
+    they answer 404 there, and the document should not list them either)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for path in DEVELOPMENT_ONLY_PATHS:
+            schema.get("paths", {}).pop(prefix + path, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

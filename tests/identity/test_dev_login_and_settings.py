@@ -10,7 +10,8 @@ import pytest
 
 from app.core.config import DEFAULT_JWT_SECRET, ConfigError
 from app.core.security import Role
-from app.main import create_app
+from app.identity.router import hide_development_endpoints
+from app.main import API_PREFIX, create_app
 from tests.conftest import make_settings
 from tests.factories import Factory
 from tests.identity.conftest import Identity, assert_problem, bearer
@@ -77,6 +78,19 @@ async def test_dev_login_does_not_exist_in_production(
         DEV, content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert_problem(broken, 404, "not_found")
+
+
+async def test_production_document_can_leave_dev_login_out() -> None:
+    settings = make_settings(
+        app_env="production", jwt_secret=PRODUCTION_SECRET, allow_sqlite_in_production=True
+    )
+    production = create_app(settings)
+    hide_development_endpoints(production, API_PREFIX)
+    paths = production.openapi()["paths"]
+    assert f"{API_PREFIX}/auth/wechat-login" in paths
+    assert f"{API_PREFIX}/auth/dev-login" not in paths
+    development = create_app(make_settings())
+    assert f"{API_PREFIX}/auth/dev-login" in development.openapi()["paths"]
 
 
 def _production(**overrides: Any) -> None:
