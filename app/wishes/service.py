@@ -1,8 +1,9 @@
 """The rules of micro-wishes (微心愿): posting, review, claims, fulfilment, sweeps.
 
 Every step goes through `flows.check` and `_apply`: one conditional UPDATE
-(`WHERE id = :id AND status IN (:sources)`), then the timeline entry, then the hooks
-(notifications), all in the caller's transaction.
+(`WHERE id = :id AND status = :status_the_caller_saw`, a source status of the transition),
+then the timeline entry, then the hooks (notifications), all in the caller's transaction. A
+step that lost a race to another request or a sweep matches no row and is refused with 409.
 
 The worker runs two sweeps, `expire_due_wishes` and `auto_complete_due_wishes` (signature
 `fn(session, now, settings)`, one batch in the worker's transaction);
