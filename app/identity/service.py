@@ -516,7 +516,7 @@ async def update_user(
     if role in WECHAT_ROLES and given & {"password", "role", "region_id", "unit_id", "unlock"}:
         raise NotPasswordAccount()
     if user.id == actor.user_id and (
-        data.is_active is False or ("role" in given and data.role != Role.admin.value)
+        data.is_active is False or (data.role is not None and data.role != Role.admin.value)
     ):
         raise SelfLockout()
     if role in PASSWORD_ROLES:

@@ -423,6 +423,18 @@ async def test_patch_refusals_change_nothing(
         422,
         "validation_error",
     )
+    # Fields sent as null that cannot be cleared are left alone.
+    own = await client.patch(
+        f"/users/{admin.id}",
+        json={"role": None, "is_active": None, "nickname": "我"},
+        headers=admin.headers,
+    )
+    assert own.status_code == 200, own.text
+    assert (own.json()["role"], own.json()["is_active"], own.json()["nickname"]) == (
+        "admin",
+        True,
+        "我",
+    )
     stored = await identity.user(staff.id)
     assert (stored.role, stored.region_id, stored.unit_id, stored.updated_at) == (
         "staff",
