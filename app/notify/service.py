@@ -25,9 +25,8 @@ from app.org.models import Region
 
 RETRYABLE_BY_STAFF = (NotificationStatus.failed, NotificationStatus.skipped)
 
-# What wx.requestSubscribeMessage answers per template id.
+# What wx.requestSubscribeMessage answers for a template the user allowed.
 ACCEPT = "accept"
-SUBSCRIBE_RESULTS = frozenset({"accept", "reject", "ban", "filter"})
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
