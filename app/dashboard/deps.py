@@ -16,10 +16,13 @@ from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, StaffPrincipal
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.security import Principal, Role
+from app.core.types import MAX_ID
 from app.identity.models import Deputy, DeputyStation
 from app.org.models import Region, Station
 
 MAX_RANGE_DAYS = 3 * 366 + 1
+# Days the dashboard can count: far enough either way, and never a datetime overflow.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ async def _staff_scope(
         int | None,
         Query(
             ge=1,
+            le=MAX_ID,
             description="Count this region's subtree; must lie inside the caller's own region "
             "(403 otherwise). Default: the caller's region (admins: everything).",
         ),
@@ -108,12 +112,18 @@ def _date_range(
         date | None,
         Query(
             alias="from",
+            ge=FIRST_DAY,
+            le=LAST_DAY,
             description="First day counted (Asia/Shanghai, inclusive). Default: 29 days before `to`.",
         ),
     ] = None,
     to: Annotated[
         date | None,
-        Query(description="Last day counted (Asia/Shanghai, inclusive). Default: today."),
+        Query(
+            ge=FIRST_DAY,
+            le=LAST_DAY,
+            description="Last day counted (Asia/Shanghai, inclusive). Default: today.",
+        ),
     ] = None,
 ) -> DateRange:
     end = to or local_now().date()
@@ -166,7 +176,9 @@ async def deputy_in_scope(session: AsyncSession, scope: RegionScope, deputy: Dep
     return bool(attached.scalar())
 
 
-async def _deputy_or_404(session: SessionDep, deputy_id: Annotated[int, Path(ge=1)]) -> Deputy:
+async def _deputy_or_404(
+    session: SessionDep, deputy_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Deputy:
     deputy = await session.get(Deputy, deputy_id)
     if deputy is None:
         raise NotFound("未找到该代表", code="not_found")
@@ -210,15 +222,25 @@ ArchiveEditable = Annotated[Deputy, Depends(_archive_editor)]
 def _optional_date_range(
     from_: Annotated[
         date | None,
-        Query(alias="from", description="Registered on or after this day (Asia/Shanghai)"),
+        Query(
+            alias="from",
+            ge=FIRST_DAY,
+            le=LAST_DAY,
+            description="Registered on or after this day (Asia/Shanghai)",
+        ),
     ] = None,
     to: Annotated[
-        date | None, Query(description="Registered on or before this day (Asia/Shanghai)")
+        date | None,
+        Query(
+            ge=FIRST_DAY,
+            le=LAST_DAY,
+            description="Registered on or before this day (Asia/Shanghai)",
+        ),
     ] = None,
 ) -> DateRange | None:
     if from_ is None and to is None:
         return None
-    start, end = from_ or date(2000, 1, 1), to or local_now().date()
+    start, end = from_ or FIRST_DAY, to or local_now().date()
     if start > end:
         raise ValidationFailed(
             "开始日期不能晚于结束日期",

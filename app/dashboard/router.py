@@ -13,6 +13,7 @@ from app.core.db import SessionDep, get_db
 from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.types import MAX_ID
 from app.dashboard import acts, deputies, stats
 from app.dashboard.archive import ARCHIVE_HEADERS, archive_rows, build_archive
 from app.dashboard.case_export import (
@@ -48,6 +49,8 @@ from app.dashboard.schemas import (
 
 router = APIRouter(tags=["dashboard"])
 
+# PostgreSQL text cannot hold NUL characters.
+NO_NUL = r"^[^\x00]*$"
 YearQuery = Annotated[int | None, Query(ge=2000, le=2100, description="Calendar year")]
 
 
@@ -185,7 +188,7 @@ async def update_manual_act(
     session: SessionDep,
     deputy: ArchiveEditable,
     body: ManualActUpdate,
-    act_id: Annotated[int, Path(ge=1)],
+    act_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> ManualActPublic:
     """Staff of the deputy's region. Send the `version` read to guard against a concurrent
     edit (409 `version_conflict`)."""
@@ -202,7 +205,7 @@ async def update_manual_act(
     responses=problem_responses(401, 403, 404),
 )
 async def delete_manual_act(
-    session: SessionDep, deputy: ArchiveEditable, act_id: Annotated[int, Path(ge=1)]
+    session: SessionDep, deputy: ArchiveEditable, act_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Response:
     """Staff of the deputy's region."""
     assert deputy.id is not None
@@ -288,11 +291,14 @@ async def export_cases(
     period: OptionalDateRange,
     format: Annotated[ExportFormat, Query(description="csv or xlsx")] = ExportFormat.csv,
     status: CaseStatus | None = None,
-    category: Annotated[int | None, Query(ge=1, description="category id")] = None,
-    station_id: Annotated[int | None, Query(ge=1)] = None,
-    unit_id: Annotated[int | None, Query(ge=1, description="lead unit")] = None,
+    category: Annotated[int | None, Query(ge=1, le=MAX_ID, description="category id")] = None,
+    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="lead unit")] = None,
     overdue: bool | None = None,
-    q: Annotated[str | None, Query(max_length=50, description="number, title or content")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=50, pattern=NO_NUL, description="number, title or content"),
+    ] = None,
     mask_phones: Annotated[
         bool, Query(description="Mask contact names and phones even where visible")
     ] = False,

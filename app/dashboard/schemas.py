@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.types import MAX_ID
 from app.dashboard.models import ManualActKind
 
 # --- Manual acts -----------------------------------------------------------------------------
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL characters: refuse them as bad input."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _in_years(value: date | None) -> date | None:
+    if value is not None and not (2000 <= value.year <= 2100):
+        raise ValueError("must be between 2000 and 2100")
+    return value
 
 
 class ManualActCreate(BaseModel):
@@ -37,6 +52,9 @@ class ManualActCreate(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
 
+    _text = field_validator("title", "location", "note")(_no_nul)
+    _day = field_validator("occurred_on")(_in_years)
+
 
 class ManualActUpdate(BaseModel):
     model_config = ConfigDict(
@@ -51,8 +69,21 @@ class ManualActUpdate(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
     version: int | None = Field(
-        default=None, ge=1, description="The version read; a stale one gets 409 version_conflict"
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The version read; a stale one gets 409 version_conflict",
     )
+
+    _text = field_validator("title", "location", "note")(_no_nul)
+    _day = field_validator("occurred_on")(_in_years)
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> ManualActUpdate:
+        for name in ("kind", "title", "occurred_on"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class ManualActPublic(BaseModel):
@@ -574,7 +605,7 @@ class Archive(BaseModel):
                         },
                     },
                     "score": {
-                        "total": 11.25,
+                        "total": 19.25,
                         "breakdown": [
                             {
                                 "kind": "checkin",

@@ -165,3 +165,25 @@ async def test_bad_input_changes_nothing(
     assert r.status_code == 422
     r = await client.get(f"/deputies/{deputy.id}/acts", headers=staff.headers)
     assert r.json()["items"][0]["kind"] == "inspection"
+
+
+async def test_values_the_database_cannot_hold_are_refused(
+    client: httpx.AsyncClient, factory: Factory, db: Database
+) -> None:
+    d = await factory.district()
+    deputy = await factory.deputy(d.street_a)
+    staff = await factory.staff(d.district)
+    for body in ({**ACT, "title": "a\x00b"}, {**ACT, "occurred_on": "1900-01-01"}):
+        r = await client.post(f"/deputies/{deputy.id}/acts", json=body, headers=staff.headers)
+        assert r.status_code == 422, body
+    act_id = (
+        await client.post(f"/deputies/{deputy.id}/acts", json=ACT, headers=staff.headers)
+    ).json()["id"]
+    for body in ({"title": None}, {"kind": None}, {"occurred_on": None}, {"version": 2**40}):
+        r = await client.patch(
+            f"/deputies/{deputy.id}/acts/{act_id}", json=body, headers=staff.headers
+        )
+        assert r.status_code == 422, body
+    r = await client.delete(f"/deputies/{deputy.id}/acts/{2**40}", headers=staff.headers)
+    assert r.status_code == 422
+    assert await _count(db) == 1

@@ -259,3 +259,52 @@ async def test_scope_and_roles(client: httpx.AsyncClient, factory: Factory, worl
         assert (await client.get("/stats/cases", headers=actor.headers)).status_code == 403
     r = await client.get("/stats/cases", params={"group_by": "colour"}, headers=world.staff.headers)
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
+
+async def test_first_response_of_a_reopened_case_comes_from_the_timeline(
+    client: httpx.AsyncClient, factory: Factory, rows: Rows
+) -> None:
+    from app.cases.models import CaseEvent
+
+    clock.freeze(sh(2026, 6, 30, 12))
+    d = await factory.district()
+    staff = await factory.staff(d.district)
+    cat = await rows.category()
+    created = sh(2026, 6, 10)
+    # first reply after 4 hours; reopened and answered again 100 hours after registration
+    case = await rows.case(
+        d.community_a,
+        cat,
+        created=created,
+        status=S.fed_back,
+        reopen_count=1,
+        fed_back_at=created + timedelta(hours=100),
+    )
+    await factory.add(
+        CaseEvent(
+            case_id=case.id,
+            action="reply",
+            actor_role="unit",
+            created_at=created + timedelta(hours=4),
+        )
+    )
+    await factory.add(
+        CaseEvent(
+            case_id=case.id,
+            action="reply",
+            actor_role="unit",
+            round=1,
+            created_at=created + timedelta(hours=100),
+        )
+    )
+    await rows.case(
+        d.community_a,
+        cat,
+        created=created,
+        status=S.fed_back,
+        fed_back_at=created + timedelta(hours=10),
+    )
+    body = await _stats(client, staff, "category")
+    group = body["groups"][0]
+    assert group["avg_response_hours"] == 7.0  # (4 + 10) / 2
+    assert group["p90_response_hours"] == 9.4  # 4 + 0.9 * 6

@@ -338,3 +338,12 @@ async def test_all_overdue(client: httpx.AsyncClient, factory: Factory, rows: Ro
     assert body["rates"]["response"] == {"rate": 0.0, "numerator": 0, "denominator": 4}
     assert body["rates"]["resolution"] == {"rate": 0.0, "numerator": 0, "denominator": 4}
     assert body["rates"]["satisfaction"]["rate"] is None
+
+
+async def test_out_of_range_parameters_are_refused(client: httpx.AsyncClient, world: World) -> None:
+    h = world.admin.headers
+    for params in ({"from": "0001-01-01"}, {"to": "9999-12-31"}, {"region_id": 2**40}):
+        r = await client.get("/stats/overview", params=params, headers=h)
+        assert r.status_code == 422, params
+    r = await client.get("/exports/cases", params={"q": "a\x00"}, headers=h)
+    assert r.status_code == 422
