@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, func, or_, select
@@ -22,6 +22,7 @@ from app.cases.deputy_codes import deputy_scene, parse_deputy_scene
 from app.cases.flows import STATUS_TEXT
 from app.cases.models import Case, CaseCategory, CaseStatus, RoutingRule
 from app.cases.schemas import (
+    MAX_ID,
     CaseAssign,
     CaseCategoryPublic,
     CaseCreate,
@@ -246,10 +247,12 @@ async def list_cases(
     principal: CurrentPrincipal,
     page: PageDep,
     status: Annotated[CaseStatus | None, Query(description="e.g. registered: the queue")] = None,
-    category: Annotated[int | None, Query(ge=1, description="category id")] = None,
-    region_id: Annotated[int | None, Query(ge=1, description="the region and below")] = None,
-    station_id: Annotated[int | None, Query(ge=1)] = None,
-    unit_id: Annotated[int | None, Query(ge=1, description="lead unit")] = None,
+    category: Annotated[int | None, Query(ge=1, le=MAX_ID, description="category id")] = None,
+    region_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="the region and below")
+    ] = None,
+    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="lead unit")] = None,
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=50, description="number, title or content")] = None,
 ) -> Page[CasePublic]:
@@ -586,7 +589,9 @@ async def follow_case(access: CaseAccessDep, session: SessionDep, response: Resp
     "/routing-rules", response_model=list[RoutingRulePublic], responses=problem_responses(401, 403)
 )
 async def list_routing_rules(
-    session: SessionDep, principal: StaffPrincipal, category_id: int | None = None
+    session: SessionDep,
+    principal: StaffPrincipal,
+    category_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[RoutingRule]:
     """Staff: routing rules (category × region → unit) of regions in their subtree and the
     regions above it (those apply to their cases too)."""
@@ -649,7 +654,9 @@ async def create_routing_rule(
 @router.delete(
     "/routing-rules/{rule_id}", status_code=204, responses=problem_responses(401, 403, 404)
 )
-async def delete_routing_rule(rule_id: int, session: SessionDep, principal: StaffPrincipal) -> None:
+async def delete_routing_rule(
+    rule_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, principal: StaffPrincipal
+) -> None:
     """Staff: remove a rule of a region in their subtree."""
     row = (
         await session.execute(
@@ -677,7 +684,7 @@ async def delete_routing_rule(rule_id: int, session: SessionDep, principal: Staf
     },
 )
 async def deputy_qrcode(
-    deputy_id: int,
+    deputy_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
