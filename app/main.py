@@ -18,6 +18,7 @@ from app.core.errors import ServiceUnavailable, install_error_handlers, problem_
 from app.core.logging import RequestContextMiddleware, configure_logging
 from app.dashboard.router import router as dashboard_router
 from app.identity.deputy_router import router as deputy_router
+from app.identity.router import hide_development_endpoints
 from app.identity.router import router as identity_router
 from app.notify.router import router as notify_router
 from app.org.router import router as org_router
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dashboard_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    if settings.is_production:
+        hide_development_endpoints(app, API_PREFIX)
 
     @app.get("/healthz", tags=["health"], response_model=HealthStatus)
     async def healthz() -> HealthStatus:
