@@ -24,11 +24,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import SHANGHAI, utcnow
 from app.core.config import Settings, get_settings
+from app.core.db import UTCDateTime
 from app.core.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from app.core.masking import mask_name, mask_phone
 from app.core.pagination import Page, PageParams
@@ -109,18 +111,91 @@ def checkin_dict(
     return out
 
 
-def _insert_open(settings: Settings) -> Any:
-    if settings.is_sqlite:
-        return sqlite.insert(checkin_t).on_conflict_do_nothing(
+# The hot path's statements are built once; each scan only binds its values. They run on
+# the session's connection (the request's one transaction) without the ORM layer.
+_OPEN_CI = checkin_t.alias("open_ci")
+_LOAD_STATION_AND_OPEN = (
+    sa.select(
+        station_t.c.name,
+        station_t.c.latitude,
+        station_t.c.longitude,
+        station_t.c.radius_m,
+        station_t.c.qr_mode,
+        station_t.c.qr_version,
+        station_t.c.is_active,
+        _OPEN_CI.c.id.label("open_id"),
+        _OPEN_CI.c.station_id.label("open_station_id"),
+        _OPEN_CI.c.checked_in_at.label("open_checked_in_at"),
+    )
+    .select_from(
+        station_t.outerjoin(
+            _OPEN_CI,
+            sa.and_(
+                _OPEN_CI.c.deputy_id == sa.bindparam("deputy_id"),
+                _OPEN_CI.c.checked_out_at.is_(None),
+            ),
+        )
+    )
+    .where(station_t.c.id == sa.bindparam("station_id"))
+)
+_SELECT_BY_ID = sa.select(*_CHECKIN_COLUMNS).where(checkin_t.c.id == sa.bindparam("checkin_id"))
+_SELECT_OPEN = sa.select(*_CHECKIN_COLUMNS).where(
+    checkin_t.c.deputy_id == sa.bindparam("deputy_id"), checkin_t.c.checked_out_at.is_(None)
+)
+_CLOSE = (
+    sa.update(checkin_t)
+    .where(checkin_t.c.id == sa.bindparam("checkin_id"), checkin_t.c.checked_out_at.is_(None))
+    .values(
+        checked_out_at=sa.bindparam("at", type_=UTCDateTime),
+        close_reason=sa.bindparam("reason"),
+        auto_closed=sa.bindparam("auto"),
+    )
+    .returning(*_CHECKIN_COLUMNS)
+)
+_CLOSE_OWN = _CLOSE.where(checkin_t.c.deputy_id == sa.bindparam("owner_id"))
+# The deputy's duty slot at the station running now (or starting within the early allowance).
+_MATCHED_SLOT = (
+    sa.select(slot_t.c.id)
+    .join(assignment_t, assignment_t.c.slot_id == slot_t.c.id)
+    .where(
+        slot_t.c.station_id == sa.bindparam("station_id"),
+        assignment_t.c.deputy_id == sa.bindparam("deputy_id"),
+        slot_t.c.starts_at <= sa.bindparam("slot_starts_by", type_=UTCDateTime),
+        slot_t.c.ends_at > sa.bindparam("checked_in_at", type_=UTCDateTime),
+    )
+    .order_by(slot_t.c.starts_at)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def _build_insert_open(dialect: Any) -> Any:
+    return (
+        dialect.insert(checkin_t)
+        .values(
+            deputy_id=sa.bindparam("deputy_id"),
+            station_id=sa.bindparam("station_id"),
+            checked_in_at=sa.bindparam("checked_in_at", type_=UTCDateTime),
+            auto_closed=False,
+            latitude=sa.bindparam("latitude"),
+            longitude=sa.bindparam("longitude"),
+            accuracy_m=sa.bindparam("accuracy_m"),
+            distance_m=sa.bindparam("distance_m"),
+            duty_slot_id=_MATCHED_SLOT,
+        )
+        # Simultaneous scans: the partial unique index lets one in, the others insert nothing.
+        .on_conflict_do_nothing(
             index_elements=["deputy_id"], index_where=checkin_t.c.checked_out_at.is_(None)
         )
-    return postgresql.insert(checkin_t).on_conflict_do_nothing(
-        index_elements=["deputy_id"], index_where=checkin_t.c.checked_out_at.is_(None)
+        .returning(*_CHECKIN_COLUMNS)
     )
 
 
+_INSERT_OPEN = {"sqlite": _build_insert_open(sqlite), "postgresql": _build_insert_open(postgresql)}
+
+
 async def _close(
-    session: AsyncSession,
+    conn: AsyncConnection,
     checkin_id: int,
     *,
     at: datetime,
@@ -128,23 +203,15 @@ async def _close(
     deputy_id: int | None = None,
 ) -> Any:
     """Closes an open check-in; None when it was not open (someone else closed it first)."""
-    stmt = (
-        sa.update(checkin_t)
-        .where(checkin_t.c.id == checkin_id, checkin_t.c.checked_out_at.is_(None))
-        .values(
-            checked_out_at=at, close_reason=reason.value, auto_closed=reason is CloseReason.auto
-        )
-        .returning(*_CHECKIN_COLUMNS)
-    )
-    if deputy_id is not None:
-        stmt = stmt.where(checkin_t.c.deputy_id == deputy_id)
-    return (await session.execute(stmt)).first()
-
-
-async def _checkin_by_id(session: AsyncSession, checkin_id: int) -> Any:
-    return (
-        await session.execute(sa.select(*_CHECKIN_COLUMNS).where(checkin_t.c.id == checkin_id))
-    ).first()
+    params = {
+        "checkin_id": checkin_id,
+        "at": at,
+        "reason": reason.value,
+        "auto": reason is CloseReason.auto,
+    }
+    if deputy_id is None:
+        return (await conn.execute(_CLOSE, params)).first()
+    return (await conn.execute(_CLOSE_OWN, {**params, "owner_id": deputy_id})).first()
 
 
 async def scan(
@@ -163,28 +230,10 @@ async def scan(
     scene = parse_scene(scene_text)
     if scene is None:
         raise InvalidQr()
-    open_ci = checkin_t.alias("open_ci")
+    conn = await session.connection()
     row = (
-        await session.execute(
-            sa.select(
-                station_t.c.name,
-                station_t.c.latitude,
-                station_t.c.longitude,
-                station_t.c.radius_m,
-                station_t.c.qr_mode,
-                station_t.c.qr_version,
-                station_t.c.is_active,
-                open_ci.c.id.label("open_id"),
-                open_ci.c.station_id.label("open_station_id"),
-                open_ci.c.checked_in_at.label("open_checked_in_at"),
-            )
-            .select_from(
-                station_t.outerjoin(
-                    open_ci,
-                    sa.and_(open_ci.c.deputy_id == deputy_id, open_ci.c.checked_out_at.is_(None)),
-                )
-            )
-            .where(station_t.c.id == scene.station_id)
+        await conn.execute(
+            _LOAD_STATION_AND_OPEN, {"deputy_id": deputy_id, "station_id": scene.station_id}
         )
     ).first()
     if (
@@ -213,69 +262,44 @@ async def scan(
         if row.open_checked_in_at + max_duration <= now:
             # Left open too long: it ends at the maximum, and this scan starts a new one.
             await _close(
-                session,
-                row.open_id,
-                at=row.open_checked_in_at + max_duration,
-                reason=CloseReason.auto,
+                conn, row.open_id, at=row.open_checked_in_at + max_duration, reason=CloseReason.auto
             )
         elif row.open_station_id == scene.station_id:
             if now - row.open_checked_in_at < timedelta(
                 seconds=settings.checkin_repeat_window_seconds
             ):
-                current = await _checkin_by_id(session, row.open_id)
+                current = (await conn.execute(_SELECT_BY_ID, {"checkin_id": row.open_id})).first()
                 return ScanOutcome(
                     checkin_dict(current, station_name=row.name), CheckInAction.repeat
                 )
-            closed = await _close(session, row.open_id, at=now, reason=CloseReason.scan)
+            closed = await _close(conn, row.open_id, at=now, reason=CloseReason.scan)
             if closed is None:  # a simultaneous scan closed it: answer the same
-                closed = await _checkin_by_id(session, row.open_id)
+                closed = (await conn.execute(_SELECT_BY_ID, {"checkin_id": row.open_id})).first()
             return ScanOutcome(
                 checkin_dict(closed, station_name=row.name), CheckInAction.checked_out
             )
         else:
-            await _close(session, row.open_id, at=now, reason=CloseReason.moved)
+            await _close(conn, row.open_id, at=now, reason=CloseReason.moved)
 
-    early = timedelta(minutes=settings.duty_early_minutes)
-    matched_slot = (
-        sa.select(slot_t.c.id)
-        .join(assignment_t, assignment_t.c.slot_id == slot_t.c.id)
-        .where(
-            slot_t.c.station_id == scene.station_id,
-            assignment_t.c.deputy_id == deputy_id,
-            slot_t.c.starts_at <= now + early,
-            slot_t.c.ends_at > now,
-        )
-        .order_by(slot_t.c.starts_at)
-        .limit(1)
-        .scalar_subquery()
-    )
     inserted = (
-        await session.execute(
-            _insert_open(settings)
-            .values(
-                deputy_id=deputy_id,
-                station_id=scene.station_id,
-                checked_in_at=now,
-                auto_closed=False,
-                latitude=latitude,
-                longitude=longitude,
-                accuracy_m=accuracy,
-                distance_m=None if distance is None else round(distance, 1),
-                duty_slot_id=matched_slot,
-            )
-            .returning(*_CHECKIN_COLUMNS)
+        await conn.execute(
+            _INSERT_OPEN["sqlite" if settings.is_sqlite else "postgresql"],
+            {
+                "deputy_id": deputy_id,
+                "station_id": scene.station_id,
+                "checked_in_at": now,
+                "slot_starts_by": now + timedelta(minutes=settings.duty_early_minutes),
+                "latitude": latitude,
+                "longitude": longitude,
+                "accuracy_m": accuracy,
+                "distance_m": None if distance is None else round(distance, 1),
+            },
         )
     ).first()
     if inserted is not None:
         return ScanOutcome(checkin_dict(inserted, station_name=row.name), CheckInAction.checked_in)
     # A simultaneous scan by the same deputy won the unique index: answer its check-in.
-    winner = (
-        await session.execute(
-            sa.select(*_CHECKIN_COLUMNS).where(
-                checkin_t.c.deputy_id == deputy_id, checkin_t.c.checked_out_at.is_(None)
-            )
-        )
-    ).first()
+    winner = (await conn.execute(_SELECT_OPEN, {"deputy_id": deputy_id})).first()
     if winner is None:
         raise InvalidTransition("签到正在处理中，请稍后再试", code="checkin_in_progress")
     return ScanOutcome(checkin_dict(winner, station_name=row.name), CheckInAction.repeat)
@@ -294,7 +318,7 @@ async def checkout(
     """The deputy closes their open check-in (签退)."""
     assert checkin.id is not None
     closed = await _close(
-        session,
+        await session.connection(),
         checkin.id,
         at=now or utcnow(),
         reason=CloseReason.manual,
@@ -341,7 +365,10 @@ async def close_stale_checkins(
         ).all()
         for checkin_id, checked_in_at in rows:
             if await _close(
-                session, checkin_id, at=checked_in_at + max_duration, reason=CloseReason.auto
+                await session.connection(),
+                checkin_id,
+                at=checked_in_at + max_duration,
+                reason=CloseReason.auto,
             ):
                 closed += 1
         if len(rows) < batch_size:
