@@ -212,6 +212,7 @@ def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 def uvicorn_cmd(target: str, port: int, factory: bool) -> list[str]:
     cmd = [str(ROOT / ".venv/bin/uvicorn"), target, "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--log-level", "warning", "--no-access-log", "--workers", "1"]
+    cmd += ["--timeout-keep-alive", "60"]
     return cmd + (["--factory"] if factory else [])
 
 
@@ -257,7 +258,11 @@ async def run(
             while not queue.empty():
                 send = queue.get_nowait()
                 began = time.perf_counter()
-                response = await send(client)
+                try:
+                    response = await send(client)
+                except httpx.TransportError:
+                    statuses[0] += 1  # shown as status 0: a dropped connection
+                    continue
                 latencies.append(time.perf_counter() - began)
                 statuses[response.status_code] += 1
 

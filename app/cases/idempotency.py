@@ -16,10 +16,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import CaseSubmissionKey
@@ -106,3 +108,17 @@ async def store_answer(
         .values(case_id=case_id, status_code=status_code, response=body)
         .execution_options(synchronize_session=False)
     )
+
+
+# A retry comes within minutes (hours at most, from a phone that was offline); a week is ample.
+KEY_RETENTION_DAYS = 7
+
+
+async def purge_submission_keys(session: AsyncSession, now: datetime) -> int:
+    """Delete keys older than KEY_RETENTION_DAYS (a sweep for the worker). Answers how many."""
+    result = await session.execute(
+        delete(CaseSubmissionKey)
+        .where(col(CaseSubmissionKey.created_at) < now - timedelta(days=KEY_RETENTION_DAYS))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

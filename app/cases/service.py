@@ -322,14 +322,14 @@ async def timeline_of(
 ) -> list[dict[str, Any]]:
     rows = (
         await session.execute(
-            select(CaseEvent, User.nickname, User.role)
+            select(CaseEvent, User.nickname)
             .outerjoin(User, User.id == CaseEvent.actor_id)
             .where(CaseEvent.case_id == case_id)
             .order_by(CaseEvent.id)  # type: ignore[arg-type]
         )
     ).all()
     out = []
-    for event, nickname, role in rows:
+    for event, nickname in rows:
         if not internal and event.public_note is None and event.action in _INTERNAL_ONLY:
             continue
         # Residents see who acted by role; staff see names.
@@ -340,7 +340,7 @@ async def timeline_of(
                 "action": event.action,
                 "from_status": event.from_status,
                 "to_status": event.to_status,
-                "actor_role": event.actor_role if internal or role is None else _public_role(role),
+                "actor_role": event.actor_role,
                 "actor_name": name,
                 "round": event.round,
                 "public_note": event.public_note,
@@ -353,11 +353,12 @@ async def timeline_of(
 
 
 # Entries that mean nothing to a resident unless they carry a public note.
-_INTERNAL_ONLY = {CaseAction.edit.value, CaseAction.mark_overdue.value, "due_soon"}
-
-
-def _public_role(role: str) -> str:
-    return role
+_INTERNAL_ONLY = {
+    CaseAction.edit.value,
+    CaseAction.mark_overdue.value,
+    "due_soon",
+    "merged_in",
+}
 
 
 def public_event_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -1228,6 +1229,7 @@ async def send_back_case(
             "due_soon_notified_at": None,
             "sent_back_count": case.sent_back_count + 1,
         },
+        public_note="承办单位退回，正在重新分办",
         internal_note=reason,
         data={"unit_id": unit_id, "reason": reason},
         now=now,

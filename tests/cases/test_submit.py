@@ -352,3 +352,26 @@ async def test_photos_are_linked_and_visible_to_those_who_see_the_case(
     )
     assert again.status_code == 422
     assert await count_cases(db) == 1
+
+
+async def test_old_submission_keys_are_purged(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    from app.cases.idempotency import KEY_RETENTION_DAYS, purge_submission_keys
+
+    clock.freeze(datetime(2026, 11, 22, 2, 0, tzinfo=UTC))
+    headers = {**world.resident.headers, "Idempotency-Key": "draft-purge-000001"}
+    first = await client.post("/cases", json=case_body(world), headers=headers)
+    assert first.status_code == 201
+    async with db.transaction() as session:
+        kept = await purge_submission_keys(session, clock.now() + timedelta(days=1))
+    assert kept == 0
+    assert (
+        await client.post("/cases", json=case_body(world), headers=headers)
+    ).json() == first.json()
+    async with db.transaction() as session:
+        purged = await purge_submission_keys(
+            session, clock.now() + timedelta(days=KEY_RETENTION_DAYS, minutes=1)
+        )
+    assert purged == 1
+    assert await count_cases(db) == 1
