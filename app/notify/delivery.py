@@ -339,8 +339,21 @@ class Deliverer:
                     last_error=reason,
                     locked_until=None,
                     worker_id=None,
+                    subscription_spent=False,
                     updated_at=now,
                 )
+            )
+        # A reclaimed row settled here may hold a reservation from an earlier claim: give it
+        # back, since this row will not be sent.
+        held = sorted(
+            ((c.recipient_id, c.template_id) for c, _, _ in settled if c.subscription_spent),
+            key=lambda key: (key[0], key[1] or ""),
+        )
+        for user_id, template_id in held:
+            await session.execute(
+                update(S)
+                .where(S.c.user_id == user_id, S.c.template_id == template_id)
+                .values(accepted_count=S.c.accepted_count + 1, updated_at=now)
             )
 
     # --- 2. send -----------------------------------------------------------------------

@@ -386,3 +386,31 @@ async def test_a_lease_about_to_run_out_is_given_back_unsent(
     assert (await harness.deliverer().drain())["sent"] == 1
     assert (await harness.row(nid)).attempts == 1
     assert await harness.count(resident.id, CASE_PROGRESS) == 0
+
+
+async def test_a_row_reclaimed_after_its_last_attempt_fails_and_gives_back_its_reservation(
+    harness: Harness, factory: Factory, fake_wechat: FakeWeChat
+) -> None:
+    clock.freeze(utcnow())
+    resident = await factory.resident()
+    await harness.grant(resident.id, CASE_PROGRESS)
+    fake_wechat.fail("subscribe_send", -1, times=2)
+    nid = await harness.enqueue(resident.id, "case.handling", params=CASE_PARAMS)
+    worker = harness.deliverer()  # notify_max_attempts=3
+    for _ in range(2):
+        assert (await worker.drain())["retry"] == 1
+        clock.advance(timedelta(hours=1))
+    dead = harness.deliverer(worker_id="dead")
+    assert len(await dead.claim()) == 1  # the third and last attempt; then the worker dies
+    assert await harness.count(resident.id, CASE_PROGRESS) == 0
+    clock.advance(timedelta(seconds=61))
+    totals = await worker.drain()
+    assert totals["claimed"] == 0  # settled at claim time, nothing to send
+    row = await harness.row(nid)
+    assert (row.status, row.last_error) == (
+        NotificationStatus.failed,
+        "lease_expired_after_last_attempt",
+    )
+    assert row.subscription_spent is False
+    assert await harness.count(resident.id, CASE_PROGRESS) == 1
+    assert len(fake_wechat.received("subscribe_send")) == 2
