@@ -194,9 +194,20 @@ def load_statements(n_cases: int, now: datetime) -> list[tuple[str, str]]:
                            r5 < 0.02 AS deputy,
                            CASE WHEN r5 < 0.02 THEN 1 + g % {DEPUTIES}
                                 ELSE {DEPUTIES} + 1 + g % {RESIDENTS} END AS submitter,
-                           CASE WHEN r2 < 0.05 THEN 'registered' WHEN r2 < 0.15 THEN 'handling'
-                                WHEN r2 < 0.25 THEN 'fed_back' WHEN r2 < 0.95 THEN 'resolved'
-                                WHEN r2 < 0.98 THEN 'rejected' ELSE 'merged' END AS status
+                           -- cases of the last 60 days are often still open; older ones
+                           -- are mostly closed, as in a working district
+                           CASE WHEN g > {n_cases} * 0.92
+                                THEN CASE WHEN r2 < 0.05 THEN 'registered'
+                                          WHEN r2 < 0.25 THEN 'handling'
+                                          WHEN r2 < 0.40 THEN 'fed_back'
+                                          WHEN r2 < 0.95 THEN 'resolved'
+                                          WHEN r2 < 0.98 THEN 'rejected' ELSE 'merged' END
+                                ELSE CASE WHEN r2 < 0.002 THEN 'registered'
+                                          WHEN r2 < 0.012 THEN 'handling'
+                                          WHEN r2 < 0.022 THEN 'fed_back'
+                                          WHEN r2 < 0.95 THEN 'resolved'
+                                          WHEN r2 < 0.98 THEN 'rejected' ELSE 'merged' END
+                           END AS status
                     FROM (SELECT g, random() r1, random() r2, random() r3, random() r4, random() r5
                           FROM generate_series(1, {n_cases}) g) raw
                 ) shaped

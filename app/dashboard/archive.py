@@ -37,7 +37,7 @@ from app.dashboard.schemas import (
     Score,
     ScoreLine,
 )
-from app.dashboard.sql import dialect_of, hours_between
+from app.dashboard.sql import dialect_of, hours_between, tune_report_queries
 from app.dashboard.stats import between
 from app.identity.models import Deputy, User
 from app.org.models import Station
@@ -106,6 +106,7 @@ async def build_archive(
     session: AsyncSession, deputy: Deputy, year: int, settings: Settings
 ) -> Archive:
     assert deputy.id is not None
+    await tune_report_queries(session)
     period = year_range(year)
     dialect = dialect_of(session)
     deputy_id = deputy.id

@@ -22,7 +22,7 @@ from app.core.pagination import PageParams
 from app.dashboard.deps import DateRange, RegionScope
 from app.dashboard.models import ManualAct
 from app.dashboard.schemas import DeputyActivity, DeputyStats
-from app.dashboard.sql import dialect_of, ratio
+from app.dashboard.sql import dialect_of, ratio, tune_report_queries
 from app.dashboard.stats import between, duty_seconds_expr
 from app.identity.models import Deputy, DeputyStation, User
 from app.org.models import Region, Station
@@ -103,6 +103,7 @@ async def deputy_stats(
     inactive_months: int,
     inactive_only: bool,
 ) -> DeputyStats:
+    await tune_report_queries(session)
     dialect = dialect_of(session)
     cutoff_day = months_before(local_now().date(), inactive_months)
     cutoff = datetime.combine(cutoff_day, time(0), SHANGHAI).astimezone(UTC)

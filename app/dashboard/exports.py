@@ -32,6 +32,7 @@ from sqlalchemy import Select
 
 from app.core.clock import SHANGHAI
 from app.core.db import Database
+from app.dashboard.sql import REPORT_SETTINGS
 
 BATCH_ROWS = 1000
 CHUNK_BYTES = 64 * 1024
@@ -69,6 +70,9 @@ async def stream_query(
     if limit is not None:
         stmt = stmt.limit(limit)
     async with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            for statement in REPORT_SETTINGS:
+                await conn.execute(statement)
         result = await conn.stream(stmt.execution_options(yield_per=BATCH_ROWS))
         async for partition in result.partitions(BATCH_ROWS):
             yield [mapper(row) for row in partition]

@@ -51,6 +51,7 @@ from app.dashboard.sql import (
     percentile_by_group,
     ratio,
     rounded,
+    tune_report_queries,
 )
 from app.org.models import Region, Station, Unit
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception
@@ -100,6 +101,7 @@ def overdue_now(now: datetime) -> ColumnElement[bool]:
 
 
 async def overview(session: AsyncSession, scope: RegionScope, period: DateRange) -> OverviewStats:
+    await tune_report_queries(session)
     now = utcnow()
     cases, n_rated, n_satisfied = await _case_figures(session, scope, period, now)
     rates = await _rates(session, scope, period, now, cases, n_rated, n_satisfied)
@@ -352,6 +354,7 @@ def _cohort(scope: RegionScope, period: DateRange) -> list[ColumnElement[bool]]:
 async def case_stats(
     session: AsyncSession, scope: RegionScope, period: DateRange, group_by: str
 ) -> CaseStats:
+    await tune_report_queries(session)
     dialect = dialect_of(session)
     now = utcnow()
     key, joins = _group_key(group_by, scope, dialect)
