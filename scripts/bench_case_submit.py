@@ -391,9 +391,7 @@ async def main() -> None:
             print("\nfor context, no framework:")
             results["starlette"] = summary(
                 "bare Starlette + asyncpg insert",
-                *await run(
-                    base, [raw(i) for i in range(len(headers) * args.rounds)], args.connections
-                ),
+                *await run(base, [raw(i) for i in range(per_pass)], args.connections),
             )
         finally:
             stop(starlette)
