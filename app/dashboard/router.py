@@ -13,7 +13,6 @@ from app.core.db import SessionDep, get_db
 from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
-from app.core.types import MAX_ID
 from app.dashboard import acts, deputies, stats
 from app.dashboard.archive import ARCHIVE_HEADERS, archive_rows, build_archive
 from app.dashboard.case_export import (
@@ -23,6 +22,7 @@ from app.dashboard.case_export import (
     case_row_mapper,
 )
 from app.dashboard.deps import (
+    MAX_ID,
     ArchiveEditable,
     ArchiveReadable,
     DateRangeDep,
