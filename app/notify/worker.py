@@ -84,6 +84,12 @@ async def _auto_resolve_cases(session: AsyncSession, now: datetime, settings: Se
     return await case_service.auto_resolve_unrated(session, now, settings)
 
 
+async def _purge_unlinked_uploads(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.attachments import service as attachment_service
+
+    return await attachment_service.purge_unlinked_uploads(session, now, settings)
+
+
 # Intervals: overdue flags and due-soon warnings are time-critical for the units; the rest
 # moves whole days, so hourly is plenty. Each sweep handles a bounded batch per run.
 SWEEPS: list[Sweep] = [
@@ -92,6 +98,7 @@ SWEEPS: list[Sweep] = [
     Sweep("wishes.expire_unclaimed", _expire_wishes, 3600),
     Sweep("wishes.auto_complete_fulfilled", _auto_complete_wishes, 3600),
     Sweep("presence.close_stale_checkins", _close_stale_checkins, 600),
+    Sweep("attachments.purge_unlinked", _purge_unlinked_uploads, 3600),
 ]
 
 

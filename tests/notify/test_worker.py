@@ -91,6 +91,7 @@ def test_domain_sweeps_are_registered() -> None:
         "wishes.expire_unclaimed",
         "wishes.auto_complete_fulfilled",
         "presence.close_stale_checkins",
+        "attachments.purge_unlinked",
     }
     assert all(s.interval_seconds > 0 for s in SWEEPS)
 
