@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
+from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.deps import CurrentPrincipal, DeputyPrincipal, StaffPrincipal
-from app.core.errors import Forbidden, NotFound
+from app.core.deps import CurrentPrincipal, DeputyPrincipal, StaffPrincipal, _bearer
+from app.core.errors import Forbidden, NotFound, Unauthenticated
+from app.core.security import Principal, Role, decode_access_token
 from app.org.models import Region, Station
 from app.presence import service
 from app.presence.models import CheckIn, Reception
@@ -64,3 +67,25 @@ StaffStation = Annotated[Station, Depends(staff_station)]
 StaffRegion = Annotated[Region, Depends(staff_region)]
 OwnCheckIn = Annotated[CheckIn, Depends(own_checkin)]
 VisibleReception = Annotated[Reception, Depends(visible_reception)]
+
+
+# The check-in hot path resolves its caller without FastAPI's threadpool: app.core.deps'
+# dependencies are plain `def`, and each runs in a worker thread (a hop per dependency).
+async def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+async def _scanning_deputy(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated(headers={"WWW-Authenticate": "Bearer"})
+    principal = decode_access_token(credentials.credentials, request.app.state.settings)
+    if principal.role != Role.deputy or principal.deputy_id is None:
+        raise Forbidden("仅限已绑定身份的人大代表", code="forbidden")
+    return principal
+
+
+ScanSettings = Annotated[Settings, Depends(_settings)]
+ScanningDeputy = Annotated[Principal, Depends(_scanning_deputy)]

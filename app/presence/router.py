@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from app.core.clock import local_now, utcnow
 from app.core.db import Database, SessionDep, get_db
-from app.core.deps import CurrentPrincipal, DeputyPrincipal, SettingsDep, StaffPrincipal
+from app.core.deps import CurrentPrincipal, SettingsDep, StaffPrincipal
 from app.core.errors import (
     Forbidden,
     InvalidTransition,
@@ -25,7 +25,14 @@ from app.core.pagination import Page, PageDep
 from app.core.security import Principal
 from app.org.models import QrMode, Region, Station
 from app.presence import service, station_codes
-from app.presence.deps import OwnCheckIn, StaffStation, StationOr404, VisibleReception
+from app.presence.deps import (
+    OwnCheckIn,
+    ScanningDeputy,
+    ScanSettings,
+    StaffStation,
+    StationOr404,
+    VisibleReception,
+)
 from app.presence.scene import verify_screen_key
 from app.presence.schemas import (
     MAX_ROSTER_DAYS,
@@ -82,7 +89,7 @@ def _json_value(value: Any) -> Any:
     },
 )
 async def create_checkin(
-    body: CheckInCreate, principal: DeputyPrincipal, session: SessionDep, settings: SettingsDep
+    body: CheckInCreate, principal: ScanningDeputy, session: SessionDep, settings: ScanSettings
 ) -> Response:
     """A bound deputy posts the scanned `scene` and the phone's location.
 
