@@ -529,19 +529,22 @@ async def submit_case(
         else literal(None)
     )
     day_q, hour_q = _rate_counts(principal, now)
-    row = (
-        await session.execute(
-            select(
-                category,
-                station_region,
-                region_path,
-                deputy,
-                _suggestion_query(body.category_id, region_path),
-                day_q,
-                hour_q,
-            )
-        )
-    ).one()
+    lookup = select(
+        category,
+        station_region,
+        region_path,
+        deputy,
+        _suggestion_query(body.category_id, region_path),
+        day_q,
+        hour_q,
+    )
+    if not principal.is_staff:
+        # Lock the submitter's own row first, in its own statement (PostgreSQL reads the
+        # counts below in a snapshot taken after the lock is granted): one account's
+        # concurrent submissions are counted one after another and the limit holds exactly.
+        # SQLite serializes writers anyway and ignores FOR UPDATE.
+        await session.execute(select(User.id).where(User.id == principal.user_id).with_for_update())
+    row = (await session.execute(lookup)).one()
     category_name, station_region_id, path, found_deputy, suggested, in_day, in_hour = row
     await check_rate_limit(session, principal, settings, now, (int(in_day), int(in_hour)))
     if category_name is None:

@@ -375,3 +375,21 @@ async def test_old_submission_keys_are_purged(
         )
     assert purged == 1
     assert await count_cases(db) == 1
+
+
+async def test_concurrent_submissions_respect_the_limit_exactly(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/cases",
+                json=case_body(world, title=f"同时提交{i}"),
+                headers=world.resident.headers,
+            )
+            for i in range(15)
+        )
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] * 10 + [429] * 5
+    assert await count_cases(db) == 10
