@@ -366,36 +366,52 @@ async def case_stats(
             stmt = stmt.outerjoin(target, onclause)
         return stmt
 
-    base = with_joins(
-        select(
-            key.label("g"),
-            func.count().label("total"),
-            func.count().filter(col(Case.status).in_(OPEN)).label("open"),
-            func.count().filter(Case.status == CaseStatus.resolved.value).label("resolved"),
-            func.count().filter(col(Case.status).in_(NOT_ACCEPTED)).label("not_accepted"),
-            func.count().filter(overdue_now(now)).label("overdue"),
-            func.count().filter(col(Case.satisfaction).is_not(None)).label("rated"),
-            func.count().filter(col(Case.satisfaction).in_(SATISFIED)).label("satisfied"),
-            func.avg(response_h).label("avg_response"),
-            func.avg(resolution_h).label("avg_resolution"),
-        ).select_from(Case)
-    ).where(*_cohort(scope, period))
-    rows = (await session.execute(base.group_by(key))).all()
-
-    p90_response = await percentile_by_group(
-        session,
-        with_joins(select(key.label("g"), response_h.label("v")).select_from(Case))
-        .where(*_cohort(scope, period), col(Case.fed_back_at).is_not(None))
-        .subquery(),
-        PERCENTILE,
+    # One pass over the cohort: each case's group and hours computed once.
+    cohort = (
+        with_joins(
+            select(
+                key.label("g"),
+                Case.status.label("status"),  # type: ignore[attr-defined]
+                Case.deadline_at.label("deadline_at"),  # type: ignore[union-attr]
+                Case.satisfaction.label("satisfaction"),  # type: ignore[union-attr]
+                response_h.label("rh"),
+                resolution_h.label("zh"),
+            ).select_from(Case)
+        )
+        .where(*_cohort(scope, period))
+        .subquery("cohort")
     )
-    p90_resolution = await percentile_by_group(
-        session,
-        with_joins(select(key.label("g"), resolution_h.label("v")).select_from(Case))
-        .where(*_cohort(scope, period), col(Case.resolved_at).is_not(None))
-        .subquery(),
-        PERCENTILE,
-    )
+    c = cohort.c
+    late = and_(c.status.in_(AWAITING_REPLY), c.deadline_at.is_not(None), c.deadline_at < now)
+    columns = [
+        c.g,
+        func.count().label("total"),
+        func.count().filter(c.status.in_(OPEN)).label("open"),
+        func.count().filter(c.status == CaseStatus.resolved.value).label("resolved"),
+        func.count().filter(c.status.in_(NOT_ACCEPTED)).label("not_accepted"),
+        func.count().filter(late).label("overdue"),
+        func.count().filter(c.satisfaction.is_not(None)).label("rated"),
+        func.count().filter(c.satisfaction.in_(SATISFIED)).label("satisfied"),
+        func.avg(c.rh).label("avg_response"),
+        func.avg(c.zh).label("avg_resolution"),
+    ]
+    if dialect == "postgresql":
+        # percentile_cont ignores NULLs: cases not answered / not resolved drop out
+        columns += [
+            func.percentile_cont(PERCENTILE).within_group(c.rh).label("p90_response"),
+            func.percentile_cont(PERCENTILE).within_group(c.zh).label("p90_resolution"),
+        ]
+    rows = (await session.execute(select(*columns).group_by(c.g))).all()
+    if dialect == "postgresql":
+        p90_response = {r.g: r.p90_response for r in rows if r.p90_response is not None}
+        p90_resolution = {r.g: r.p90_resolution for r in rows if r.p90_resolution is not None}
+    else:
+        p90_response = await percentile_by_group(
+            session, select(c.g.label("g"), c.rh.label("v")).subquery(), PERCENTILE
+        )
+        p90_resolution = await percentile_by_group(
+            session, select(c.g.label("g"), c.zh.label("v")).subquery(), PERCENTILE
+        )
     labels = await _labels(session, group_by, [r.g for r in rows])
     groups = [
         CaseGroup(
