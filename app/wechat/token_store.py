@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,22 +46,38 @@ class TokenStore:
     """The renewal protocol; subclasses say where the token and the lease live."""
 
     POLL_SECONDS = 0.05
+    # How long a process trusts the token it last read before reading the shared one again.
+    # Reading it per call cost a database round trip per message and capped delivery at about
+    # a third of the rate; a token that went stale meanwhile is rejected by WeChat and renewed
+    # through `renew()`, and stable_token keeps the previous token valid for five minutes.
+    CACHE_SECONDS = 10.0
 
     def __init__(self, appid: str, fetch: Fetch, lease: timedelta) -> None:
         self.appid = appid
         self._fetch = fetch
         self.lease = lease
         self.fetches = 0  # WeChat calls made by this store (for tests and diagnostics)
+        self._cached: StoredToken | None = None
+        self._cached_at = 0.0
 
     async def get(self) -> str:
+        cached = self._cached
+        if (
+            cached is not None
+            and time.monotonic() - self._cached_at < self.CACHE_SECONDS
+            and cached.fresh()
+        ):
+            return cached.token
         stored = await self._read()
         if stored is not None and stored.fresh():
+            self._cached, self._cached_at = stored, time.monotonic()
             return stored.token
         return await self._renew(stale=stored.token if stored else None, force=False)
 
     async def renew(self, rejected: str | None) -> str:
         """WeChat rejected `rejected`: answer the next token, force-refreshing it at most once
         across processes (whoever still finds `rejected` stored does it)."""
+        self._cached = None
         return await self._renew(stale=rejected, force=True)
 
     async def _renew(self, *, stale: str | None, force: bool) -> str:
