@@ -15,9 +15,12 @@ from app.core.security import Principal, Role, decode_access_token
 from app.org.models import Region, Station
 from app.presence import service
 from app.presence.models import CheckIn, Reception
+from app.presence.schemas import MAX_ID
 
 
-async def station_or_404(session: SessionDep, station_id: Annotated[int, Path(ge=1)]) -> Station:
+async def station_or_404(
+    session: SessionDep, station_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Station:
     station = await session.get(Station, station_id)
     if station is None:
         raise NotFound("站点不存在")
@@ -25,7 +28,9 @@ async def station_or_404(session: SessionDep, station_id: Annotated[int, Path(ge
 
 
 async def staff_station(
-    session: SessionDep, principal: StaffPrincipal, station_id: Annotated[int, Path(ge=1)]
+    session: SessionDep,
+    principal: StaffPrincipal,
+    station_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Station:
     """A station in the calling staff member's region subtree."""
     station, path = await service.station_with_path(session, station_id)
@@ -36,7 +41,7 @@ async def staff_station(
 
 
 async def staff_region(
-    session: SessionDep, principal: StaffPrincipal, region_id: Annotated[int, Path(ge=1)]
+    session: SessionDep, principal: StaffPrincipal, region_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Region:
     region = await session.get(Region, region_id)
     if region is None:
@@ -48,7 +53,9 @@ async def staff_region(
 
 
 async def own_checkin(
-    session: SessionDep, principal: DeputyPrincipal, checkin_id: Annotated[int, Path(ge=1)]
+    session: SessionDep,
+    principal: DeputyPrincipal,
+    checkin_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> CheckIn:
     checkin = await service.get_checkin(session, checkin_id)
     if checkin.deputy_id != principal.deputy_id:
@@ -57,7 +64,9 @@ async def own_checkin(
 
 
 async def visible_reception(
-    session: SessionDep, principal: CurrentPrincipal, reception_id: Annotated[int, Path(ge=1)]
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    reception_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Reception:
     return await service.reception_visible(session, principal, reception_id)
 

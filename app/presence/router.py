@@ -35,7 +35,10 @@ from app.presence.deps import (
 )
 from app.presence.scene import verify_screen_key
 from app.presence.schemas import (
+    MAX_DATE,
+    MAX_ID,
     MAX_ROSTER_DAYS,
+    MIN_DATE,
     CheckInCreate,
     CheckInPublic,
     CheckInResult,
@@ -65,6 +68,15 @@ PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
 class CodeFormat(StrEnum):
     png = "png"
     json = "json"
+
+
+def _check_dates(*dates: date | None) -> None:
+    for day in dates:
+        if day is not None and not MIN_DATE <= day <= MAX_DATE:
+            raise ValidationFailed(
+                f"日期需在{MIN_DATE.year}年至{MAX_DATE.year}年之间",
+                errors=[{"field": "query", "message": "date out of range", "type": "value_error"}],
+            )
 
 
 def _json_value(value: Any) -> Any:
@@ -141,8 +153,8 @@ async def list_checkins(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    deputy_id: Annotated[int | None, Query(ge=1)] = None,
-    station_id: Annotated[int | None, Query(ge=1)] = None,
+    deputy_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     date_from: Annotated[
         date | None, Query(alias="from", description="Local date, inclusive")
     ] = None,
@@ -150,6 +162,7 @@ async def list_checkins(
 ) -> Page[CheckInPublic]:
     """Deputies see their own; staff those at stations in their region (admins all).
     Residents and unit handlers are refused. Newest first."""
+    _check_dates(date_from, date_to)
     return await service.list_checkins(
         session,
         principal,
@@ -182,6 +195,7 @@ async def get_duty_roster(
 ) -> DutyRoster:
     """Slots by date with their deputies' public fields, in Asia/Shanghai dates and times.
     At most 92 days at once."""
+    _check_dates(date_from, date_to)
     start = date_from or local_now().date()
     end = date_to or start + timedelta(days=6)
     if end < start or (end - start).days >= MAX_ROSTER_DAYS:
@@ -238,13 +252,14 @@ async def list_receptions(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    deputy_id: Annotated[int | None, Query(ge=1)] = None,
-    station_id: Annotated[int | None, Query(ge=1)] = None,
+    deputy_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
 ) -> Page[ReceptionPublic]:
     """Deputies: their own, and those at their stations with the resident's name and phone
     masked. Staff: their region's, unmasked. Newest first."""
+    _check_dates(date_from, date_to)
     return await service.list_receptions(
         session,
         principal,
@@ -295,7 +310,7 @@ def _code_answer(code: StationQrCode, png: bytes | None, *, no_store: bool) -> R
     responses={**PNG_RESPONSE, **problem_responses(401, 403, 404, 409, 429, 502, 503)},
 )
 async def station_qrcode(
-    station_id: Annotated[int, Path(ge=1)],
+    station_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     principal: StaffPrincipal,
     db: DbDep,
     settings: SettingsDep,
@@ -328,7 +343,7 @@ async def station_qrcode(
     responses={**PNG_RESPONSE, **problem_responses(403, 404, 409, 429, 502, 503)},
 )
 async def station_rotating_qrcode(
-    station_id: Annotated[int, Path(ge=1)],
+    station_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     key: Annotated[str, Query(min_length=1, max_length=64, description="The station's screen key")],
     db: DbDep,
     settings: SettingsDep,
@@ -367,7 +382,7 @@ async def station_rotating_qrcode(
     },
 )
 async def region_station_qrcodes(
-    region_id: Annotated[int, Path(ge=1)],
+    region_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     principal: StaffPrincipal,
     db: DbDep,
     settings: SettingsDep,

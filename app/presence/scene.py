@@ -27,6 +27,7 @@ from enum import StrEnum
 from app.core.config import Settings
 
 MAX_SCENE_LENGTH = 32
+MAX_DB_INT = 2**31 - 1
 SIGNATURE_LENGTH = 12
 # The whole charset WeChat allows in a scene.
 SCENE_CHARSET = re.compile(r"^[0-9A-Za-z!#$&'()*+,/:;=?@\-._~]{1,32}$")
@@ -102,7 +103,10 @@ def parse_scene(raw: str) -> Scene | None:
     if match is None:
         return None
     kind = SceneKind(match["kind"])
-    return Scene(kind, int(match["station"]), int(match["counter"], 36), match["sig"])
+    station_id, counter = int(match["station"]), int(match["counter"], 36)
+    if station_id > MAX_DB_INT or counter > MAX_DB_INT:
+        return None
+    return Scene(kind, station_id, counter, match["sig"])
 
 
 def verify_scene(

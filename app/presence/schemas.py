@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from datetime import date, datetime, time
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,6 +13,12 @@ from app.identity.models import DeputyLevel
 from app.presence.models import CloseReason
 
 MAX_ROSTER_DAYS = 92
+# Ids are 32-bit integers in the database.
+MAX_ID = 2**31 - 1
+DeputyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Dates the service reasons about (local dates in Asia/Shanghai).
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2199, 12, 31)
+BusinessDate = Annotated[date, Field(ge=MIN_DATE, le=MAX_DATE)]
 
 
 class _Body(BaseModel):
@@ -139,10 +146,10 @@ class DeputyBrief(BaseModel):
 
 
 class DutySlotIn(_Body):
-    date: dt.date = Field(description="Local date in Asia/Shanghai")
+    date: BusinessDate = Field(description="Local date in Asia/Shanghai")
     start_time: time = Field(description="Local time in Asia/Shanghai, e.g. 09:00")
     end_time: time = Field(description="Local time, after start_time on the same day")
-    deputy_ids: list[int] = Field(default_factory=list, max_length=50)
+    deputy_ids: list[DeputyId] = Field(default_factory=list, max_length=50)
     note: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
@@ -185,8 +192,8 @@ class DutyRosterUpdate(_Body):
         },
     )
 
-    date_from: date = Field(alias="from")
-    date_to: date = Field(alias="to")
+    date_from: BusinessDate = Field(alias="from")
+    date_to: BusinessDate = Field(alias="to")
     slots: list[DutySlotIn] = Field(default_factory=list, max_length=500)
 
     @model_validator(mode="after")
@@ -293,8 +300,12 @@ class ReceptionCreate(_Body):
     resident_phone: str | None = Field(
         default=None, max_length=20, pattern=r"^\+?[0-9][0-9-]{4,19}$"
     )
-    station_id: int | None = Field(default=None, ge=1, description="Staff only (required)")
-    deputy_id: int | None = Field(default=None, ge=1, description="Staff only (optional)")
+    station_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Staff only (required)"
+    )
+    deputy_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Staff only (optional)"
+    )
 
     @field_validator("resident_name")
     @classmethod

@@ -423,3 +423,22 @@ async def test_station_query_ignores_checkins_of_a_station_row_changed_later(
         )
     response = await scan(client, world.deputy.headers, scene)
     assert response.status_code == 422 and response.json()["code"] == "out_of_range"
+
+
+async def test_out_of_range_numbers_are_refused_cleanly(
+    client: httpx.AsyncClient, settings: Settings, db: Database, world: World
+) -> None:
+    huge = 10**12
+    scene = printed(settings, world.station).replace(f"p.{world.station.id}.", "p.9999999999.", 1)
+    response = await scan(client, world.deputy.headers, scene)
+    assert response.status_code == 422 and response.json()["code"] == "invalid_qr"
+    for url in (f"/checkins/{huge}/checkout", f"/checkins?station_id={huge}"):
+        method = client.post if url.endswith("checkout") else client.get
+        response = await method(url, headers=world.deputy.headers)
+        assert response.status_code == 422, url
+    for query in ("from=9999-12-31", "to=0001-01-01"):
+        response = await client.get(f"/checkins?{query}", headers=world.admin.headers)
+        assert response.status_code == 422 and response.json()["code"] == "validation_error"
+        response = await client.get(f"/stations/{world.station.id}/duty-roster?{query}")
+        assert response.status_code == 422
+    assert await count_checkins(db) == 0
