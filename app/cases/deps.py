@@ -103,7 +103,7 @@ async def _checked_submission(
     digest = idempotency.request_hash(body.model_dump(mode="json"))
     if idempotency_key is not None:
         idempotency.validate_key(idempotency_key)
-    db = get_db(request)
+    db = await get_db(request)
     # One round trip: the caller's openid (for the check) and any earlier answer to the key.
     key_cols = (
         CaseSubmissionKey.request_hash,

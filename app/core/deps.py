@@ -14,14 +14,14 @@ from app.core.security import Principal, Role, decode_access_token
 _bearer = HTTPBearer(auto_error=False, description="Access token from a login endpoint")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _principal(
+async def _principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -30,7 +30,7 @@ def _principal(
     return decode_access_token(credentials.credentials, settings)
 
 
-def _optional_principal(
+async def _optional_principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
@@ -46,7 +46,7 @@ OptionalPrincipal = Annotated[Principal | None, Depends(_optional_principal)]
 def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     allowed = frozenset(roles)
 
-    def _check(principal: CurrentPrincipal) -> Principal:
+    async def _check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise Forbidden()
         return principal
@@ -54,7 +54,7 @@ def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     return _check
 
 
-def _deputy(principal: CurrentPrincipal) -> Principal:
+async def _deputy(principal: CurrentPrincipal) -> Principal:
     if principal.role != Role.deputy or principal.deputy_id is None:
         raise Forbidden("仅限已绑定身份的人大代表", code="forbidden")
     return principal

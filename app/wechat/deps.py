@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from app.wechat.gateway import WeChatGateway
 
 
-def get_wechat(request: Request) -> WeChatGateway:
+async def get_wechat(request: Request) -> WeChatGateway:
     return request.app.state.wechat  # type: ignore[no-any-return]
 
 
