@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.cases.models import CaseStatus
 from app.core.clock import local_now
-from app.core.db import SessionDep, get_db
+from app.core.db import Database, SessionDep, get_db
 from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
@@ -284,7 +284,7 @@ async def export_archive(
     responses={**EXPORT_RESPONSES, **problem_responses(401, 403, 404, 422)},
 )
 async def export_cases(
-    request: Request,
+    db: Annotated[Database, Depends(get_db)],
     settings: SettingsDep,
     _staff: StaffPrincipal,
     scope: StaffScope,
@@ -315,7 +315,7 @@ async def export_cases(
     # Every exported case lies in the caller's region subtree: staff of its region, or an
     # admin, who see phones in the case detail too.
     batches = stream_query(
-        get_db(request),
+        db,
         case_export_query(scope, filters),
         case_row_mapper(sees_phone=not mask_phones),
         limit=settings.export_max_rows,
