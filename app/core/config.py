@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_DATA_DIR / "media"
     max_upload_bytes: int = 10 * 1024 * 1024
 
+    # Organisation: station search, deputy roster import, deputy binding codes.
+    station_search_radius_m: int = Field(default=50_000, ge=100, le=500_000)
+    deputy_import_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    deputy_import_max_rows: int = Field(default=5000, ge=1)
+    deputy_binding_code_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+
     # Dashboard (statistics, duty archive, exports).
     # Weight of each kind of act in a deputy's yearly archive score. JSON in the environment,
     # e.g. DASHBOARD_SCORE_WEIGHTS='{"checkin": 1, "inspection": 5}'; kinds not named keep
@@ -75,6 +81,22 @@ class Settings(BaseSettings):
     # A check-in this early before a duty slot starts still counts for the slot.
     duty_early_minutes: int = Field(default=30, ge=0, le=240)
 
+    # Wishes (微心愿) and attachments.
+    # A deputy may hold at most this many claimed, not yet fulfilled wishes.
+    wish_max_open_claims: int = Field(default=3, ge=1, le=100)
+    # Published wishes nobody claimed for this many days expire (sweep).
+    wish_expire_days: int = Field(default=30, ge=1, le=365)
+    # Fulfilled wishes the resident has not confirmed for this many days complete (sweep).
+    wish_auto_complete_days: int = Field(default=7, ge=1, le=90)
+    # Photos per wish and per fulfilment report.
+    wish_max_attachments: int = Field(default=9, ge=0, le=30)
+    # msgSecCheck v2 scene for wish texts: 3 = 论坛 (a post shown publicly on the wall).
+    wish_sec_check_scene: int = Field(default=3, ge=1, le=4)
+    # Uploaded images larger than this many pixels are refused (decompression bombs).
+    max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000)
+    # Uploads never linked to a wish or case are deleted after this many hours (sweep).
+    attachment_unlinked_ttl_hours: int = Field(default=48, ge=1, le=24 * 90)
+
     # Notifications: outbox delivery, subscribe-message templates, the worker.
     # A message is retried this many times (network, 5xx, busy, rate limit), then `failed`.
     notify_max_attempts: int = Field(default=6, ge=1, le=50)
@@ -94,22 +116,6 @@ class Settings(BaseSettings):
     notify_templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Run the worker inside the API process too; unset means yes in development only.
     run_worker_in_process: bool | None = None
-
-    # Wishes (微心愿) and attachments.
-    # A deputy may hold at most this many claimed, not yet fulfilled wishes.
-    wish_max_open_claims: int = Field(default=3, ge=1, le=100)
-    # Published wishes nobody claimed for this many days expire (sweep).
-    wish_expire_days: int = Field(default=30, ge=1, le=365)
-    # Fulfilled wishes the resident has not confirmed for this many days complete (sweep).
-    wish_auto_complete_days: int = Field(default=7, ge=1, le=90)
-    # Photos per wish and per fulfilment report.
-    wish_max_attachments: int = Field(default=9, ge=0, le=30)
-    # msgSecCheck v2 scene for wish texts: 3 = 论坛 (a post shown publicly on the wall).
-    wish_sec_check_scene: int = Field(default=3, ge=1, le=4)
-    # Uploaded images larger than this many pixels are refused (decompression bombs).
-    max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000)
-    # Uploads never linked to a wish or case are deleted after this many hours (sweep).
-    attachment_unlinked_ttl_hours: int = Field(default=48, ge=1, le=24 * 90)
 
     # Cases (意见建议): submission limits, deadlines, sweeps, triage.
     # Submissions per resident or deputy account (staff registering calls are not limited),
