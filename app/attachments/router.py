@@ -13,6 +13,7 @@ from app.core.db import Database, SessionDep, get_db
 from app.core.deps import CurrentPrincipal, OptionalPrincipal, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.storage import Storage, get_storage
+from app.core.types import MAX_ID
 
 router = APIRouter(prefix="/attachments", tags=["cases", "wishes"])
 
@@ -66,7 +67,7 @@ async def upload_attachment(
     summary="Fetch an image",
 )
 async def get_attachment(
-    attachment_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    attachment_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
     principal: OptionalPrincipal,
     storage: StorageDep,

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index
+from sqlalchemy import JSON, Index, text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from app.core.models import created_at_field, enum_field, timestamp_field
@@ -92,6 +92,30 @@ class Case(SQLModel, table=True):
         Index("ix_case_submitter_created", "submitter_id", "created_at"),
         Index("ix_case_status_deadline", "status", "deadline_at"),
         Index("ix_case_category_region", "category_id", "region_id"),
+        # The dashboard reads cases by creation date and by deadline for a region; these
+        # cover those reads so PostgreSQL answers from the index alone.
+        Index(
+            "ix_case_created_at_cover",
+            "created_at",
+            postgresql_include=[
+                "region_id",
+                "status",
+                "deadline_at",
+                "supervised_count",
+                "satisfaction",
+            ],
+        ),
+        Index(
+            "ix_case_open_region",
+            "region_id",
+            postgresql_include=["status", "deadline_at", "supervised_count"],
+            postgresql_where=text("status IN ('registered', 'handling', 'fed_back')"),
+        ),
+        Index(
+            "ix_case_deadline_at_cover",
+            "deadline_at",
+            postgresql_include=["region_id", "status", "fed_back_at"],
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

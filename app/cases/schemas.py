@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.cases.models import CaseChannel, CaseStatus, RejectReason, Satisfaction
+from app.core.types import MAX_ID
 
-MAX_ID = 2_147_483_647
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 _TEXT_EXAMPLE = "小区东门路灯坏了一个多月，晚上老人出行很不方便，希望尽快修复。"

@@ -16,12 +16,12 @@ from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, StaffPrincipal
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.security import Principal, Role
+from app.core.types import MAX_ID
 from app.identity.models import Deputy, DeputyStation
 from app.org.models import Region, Station
 
 MAX_RANGE_DAYS = 3 * 366 + 1
 # Integer ids are 32-bit on PostgreSQL: a larger one is a 422, never a database error.
-MAX_ID = 2_147_483_647
 # Days the dashboard can count: far enough either way, and never a datetime overflow.
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 

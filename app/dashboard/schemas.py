@@ -7,9 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.types import MAX_ID
 from app.dashboard.models import ManualActKind
-
-MAX_ID = 2_147_483_647  # 32-bit ids on PostgreSQL
 
 # --- Manual acts -----------------------------------------------------------------------------
 

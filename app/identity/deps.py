@@ -9,6 +9,7 @@ from fastapi import Depends, Path
 from app.core.db import Database, SessionDep, get_db
 from app.core.deps import CurrentPrincipal, SettingsDep
 from app.core.errors import NotFound
+from app.core.types import MAX_ID
 from app.identity import service
 from app.identity.models import User
 
@@ -24,9 +25,7 @@ async def _current_user(session: SessionDep, principal: CurrentPrincipal) -> Use
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 
-async def _user_or_404(
-    session: SessionDep, user_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
-) -> User:
+async def _user_or_404(session: SessionDep, user_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> User:
     return await service.user_or_404(session, user_id)
 
 

@@ -90,6 +90,18 @@ async def _purge_unlinked_uploads(session: AsyncSession, now: datetime, settings
     return await attachment_service.purge_unlinked_uploads(session, now, settings)
 
 
+async def _purge_submission_keys(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.cases import idempotency
+
+    return await idempotency.purge_submission_keys(session, now)
+
+
+async def _purge_refresh_tokens(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.identity import service as identity_service
+
+    return await identity_service.purge_refresh_tokens(session)
+
+
 # Intervals: overdue flags and due-soon warnings are time-critical for the units; the rest
 # moves whole days, so hourly is plenty. Each sweep handles a bounded batch per run.
 SWEEPS: list[Sweep] = [
@@ -99,6 +111,8 @@ SWEEPS: list[Sweep] = [
     Sweep("wishes.auto_complete_fulfilled", _auto_complete_wishes, 3600),
     Sweep("presence.close_stale_checkins", _close_stale_checkins, 600),
     Sweep("attachments.purge_unlinked", _purge_unlinked_uploads, 3600),
+    Sweep("cases.purge_submission_keys", _purge_submission_keys, 86400),
+    Sweep("identity.purge_refresh_tokens", _purge_refresh_tokens, 86400),
 ]
 
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.types import MAX_ID
 from app.identity.models import DeputyLevel
 from app.org.models import QrMode, RegionLevel, StationKind, UnitKind
 from app.presence.schemas import DutySlotPublic
 
 # Ids and versions are 32-bit integers in PostgreSQL: larger values are refused as input.
-MAX_ID = 2**31 - 1
 # Query text PostgreSQL can hold (no NUL characters).
 NO_NUL = r"^[^\x00]*$"
 RADIUS_MIN_M = 20

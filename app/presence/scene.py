@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from app.core.config import Settings
+from app.core.types import MAX_ID
 
 MAX_SCENE_LENGTH = 32
-MAX_DB_INT = 2**31 - 1
 SIGNATURE_LENGTH = 12
 # The whole charset WeChat allows in a scene.
 SCENE_CHARSET = re.compile(r"^[0-9A-Za-z!#$&'()*+,/:;=?@\-._~]{1,32}$")
@@ -104,7 +104,7 @@ def parse_scene(raw: str) -> Scene | None:
         return None
     kind = SceneKind(match["kind"])
     station_id, counter = int(match["station"]), int(match["counter"], 36)
-    if station_id > MAX_DB_INT or counter > MAX_DB_INT:
+    if station_id > MAX_ID or counter > MAX_ID:
         return None
     return Scene(kind, station_id, counter, match["sig"])
 

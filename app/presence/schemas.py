@@ -9,12 +9,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.types import MAX_ID
 from app.identity.models import DeputyLevel
 from app.presence.models import CloseReason
 
 MAX_ROSTER_DAYS = 92
 # Ids are 32-bit integers in the database.
-MAX_ID = 2**31 - 1
 DeputyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 # Dates the service reasons about (local dates in Asia/Shanghai).
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2199, 12, 31)

@@ -37,6 +37,9 @@ class Wish(SQLModel, table=True):
         Index("ix_wish_status_published_at", "status", "published_at"),
         Index("ix_wish_status_fulfilled_at", "status", "fulfilled_at"),
         Index("ix_wish_claimer_status", "claimed_by_deputy_id", "status"),
+        # Dashboard reads by creation and claim date.
+        Index("ix_wish_created_at", "created_at", postgresql_include=["region_id", "status"]),
+        Index("ix_wish_claimed_at", "claimed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -8,10 +8,10 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.attachments.schemas import AttachmentPublic
+from app.core.types import MAX_ID
 from app.wishes.models import ContentCheck, WishStatus
 
 MAX_PHOTOS = 9
-MAX_ID = 2_147_483_647
 
 # A row id: positive and within a 32-bit INTEGER, so no database is asked about 10**30.
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]

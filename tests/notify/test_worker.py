@@ -92,6 +92,8 @@ def test_domain_sweeps_are_registered() -> None:
         "wishes.auto_complete_fulfilled",
         "presence.close_stale_checkins",
         "attachments.purge_unlinked",
+        "cases.purge_submission_keys",
+        "identity.purge_refresh_tokens",
     }
     assert all(s.interval_seconds > 0 for s in SWEEPS)
 
