@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.attachments.router import router as attachments_router
@@ -51,7 +51,7 @@ TAGS = [
 
 
 class HealthStatus(BaseModel):
-    status: str
+    status: str = Field(examples=["ok"])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

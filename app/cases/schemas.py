@@ -237,6 +237,23 @@ class CaseDetail(CasePublic):
 
 
 class SimilarCase(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "number": "20261120-0007",
+                    "title": "翠苑社区东门路灯不亮",
+                    "status": "handling",
+                    "category_id": 3,
+                    "region_id": 4,
+                    "distance_m": 120.5,
+                    "created_at": "2026-11-20T02:15:00+00:00",
+                }
+            ]
+        }
+    )
+
     id: int
     number: str
     title: str
@@ -413,7 +430,20 @@ class RoutingRuleCreate(BaseModel):
 
 
 class RoutingRulePublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "category_id": 3,
+                    "region_id": 2,
+                    "unit_id": 2,
+                    "created_at": "2026-11-22T01:00:00+00:00",
+                }
+            ]
+        },
+    )
 
     id: int
     category_id: int

@@ -95,6 +95,30 @@ class RegionPublic(BaseModel):
 class RegionNode(BaseModel):
     """A region with its children, for tree pickers."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "name": "示范区",
+                    "level": "district",
+                    "parent_id": None,
+                    "path": "/1/",
+                    "children": [
+                        {
+                            "id": 2,
+                            "name": "东湖街道",
+                            "level": "street",
+                            "parent_id": 1,
+                            "path": "/1/2/",
+                            "children": [],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     id: int
     name: str
     level: RegionLevel
