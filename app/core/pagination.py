@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -28,3 +30,14 @@ PageDep = Annotated[PageParams, Depends(_page_params)]
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
+
+
+async def fetch_page(
+    session: AsyncSession, statement: Select[Any], page: PageParams
+) -> tuple[list[Row[Any]], int]:
+    """Run `statement` for one page (it carries its own ORDER BY) and count all its rows."""
+    total = (
+        await session.execute(select(func.count()).select_from(statement.order_by(None).subquery()))
+    ).scalar_one()
+    rows = (await session.execute(statement.limit(page.limit).offset(page.offset))).all()
+    return list(rows), int(total)

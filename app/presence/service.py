@@ -33,7 +33,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import UTCDateTime
 from app.core.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from app.core.masking import mask_name, mask_phone
-from app.core.pagination import Page, PageParams
+from app.core.pagination import Page, PageParams, fetch_page
 from app.core.security import Principal, Role
 from app.identity.models import Deputy, DeputyStation
 from app.org.models import Region, Station
@@ -420,23 +420,16 @@ async def list_checkins(
     if end is not None:
         conditions.append(CheckIn.checked_in_at < end)
 
-    joined = (
+    rows, total = await fetch_page(
+        session,
         sa.select(CheckIn, Station.name, Deputy.name)
         .join(Station, Station.id == CheckIn.station_id)
         .join(Region, Region.id == Station.region_id)
         .join(Deputy, Deputy.id == CheckIn.deputy_id)
         .where(*conditions)
+        .order_by(col(CheckIn.checked_in_at).desc(), col(CheckIn.id).desc()),
+        page,
     )
-    total = (
-        await session.execute(sa.select(sa.func.count()).select_from(joined.subquery()))
-    ).scalar_one()
-    rows = (
-        await session.execute(
-            joined.order_by(col(CheckIn.checked_in_at).desc(), col(CheckIn.id).desc())
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-    ).all()
     items = [
         CheckInPublic.model_validate(
             {
@@ -844,23 +837,16 @@ async def list_receptions(
         conditions.append(Reception.received_at >= start)
     if end is not None:
         conditions.append(Reception.received_at < end)
-    joined = (
+    rows, total = await fetch_page(
+        session,
         sa.select(Reception, Station.name, Deputy.name)
         .join(Station, Station.id == Reception.station_id)
         .join(Region, Region.id == Station.region_id)
         .outerjoin(Deputy, Deputy.id == Reception.deputy_id)
         .where(*conditions)
+        .order_by(col(Reception.received_at).desc(), col(Reception.id).desc()),
+        page,
     )
-    total = (
-        await session.execute(sa.select(sa.func.count()).select_from(joined.subquery()))
-    ).scalar_one()
-    rows = (
-        await session.execute(
-            joined.order_by(col(Reception.received_at).desc(), col(Reception.id).desc())
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-    ).all()
     return Page(
         items=[reception_public(r, principal, station_name=s, deputy_name=d) for r, s, d in rows],
         total=total,
