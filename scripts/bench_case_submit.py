@@ -145,7 +145,7 @@ async def create_database(residents: int) -> tuple[list[str], int, int]:
     engine = create_async_engine(pg_url("postgresql+asyncpg"))
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     async with AsyncSession(engine) as session:
         await seed_case_categories(session)

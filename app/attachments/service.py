@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import and_, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.attachments.models import Attachment
 from app.core.clock import utcnow

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.errors import NotFound, VersionConflict

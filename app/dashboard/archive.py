@@ -17,8 +17,8 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import Case, CaseFollow, CaseStatus
 from app.core.config import Settings

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query
 from sqlalchemy import exists, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import SHANGHAI, local_now
 from app.core.db import SessionDep

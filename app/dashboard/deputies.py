@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import Case, CaseFollow
 from app.core.clock import SHANGHAI, local_now

@@ -32,8 +32,8 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 class Bucket(StrEnum):

@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import Case, CaseAction, CaseCategory, CaseEvent, CaseStatus, Satisfaction
 from app.core.clock import utcnow

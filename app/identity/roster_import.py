@@ -26,8 +26,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.errors import AppError, Conflict, ValidationFailed
@@ -332,12 +332,12 @@ async def _match_existing(
     existing: dict[str, Deputy] = {}
     for start in range(0, len(phones), 500):
         chunk = phones[start : start + 500]
-        for deputy in (
+        for found in (
             (await session.execute(select(Deputy).where(col(Deputy.phone).in_(chunk))))
             .scalars()
             .all()
         ):
-            existing[deputy.phone] = deputy  # type: ignore[index]
+            existing[found.phone] = found  # type: ignore[index]
     visible = set()
     if existing:
         visible = set(

@@ -25,8 +25,8 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -249,7 +249,7 @@ async def _user_for_openid(
 ) -> User:
     """Find or create the resident account of an openid. Two first logins racing create
     one account: INSERT … ON CONFLICT DO NOTHING, then read whichever row won."""
-    user = (await session.exec(select(User).where(col(User.openid) == openid))).first()
+    user = (await session.execute(select(User).where(col(User.openid) == openid))).scalars().first()
     if user is None:
         await session.execute(
             _insert(session, User)
@@ -264,7 +264,7 @@ async def _user_for_openid(
             )
             .on_conflict_do_nothing(index_elements=["openid"])
         )
-        user = (await session.exec(select(User).where(col(User.openid) == openid))).one()
+        user = (await session.execute(select(User).where(col(User.openid) == openid))).scalar_one()
     elif unionid and user.unionid != unionid:
         user.unionid = unionid
     return user
@@ -329,7 +329,11 @@ async def password_login(
     account for `login_lock_minutes`; an unknown username answers exactly like a wrong
     password (and takes as long)."""
     async with db.transaction(write=False) as session:
-        user = (await session.exec(select(User).where(col(User.username) == username))).first()
+        user = (
+            (await session.execute(select(User).where(col(User.username) == username)))
+            .scalars()
+            .first()
+        )
     now = utcnow()
     if user is None or user.password_hash is None or Role(user.role) not in PASSWORD_ROLES:
         await verify_password(password, None)
@@ -497,14 +501,18 @@ async def list_users(
         await session.execute(sa.select(sa.func.count()).select_from(User).where(*conditions))
     ).scalar_one()
     users = (
-        await session.exec(
-            select(User)
-            .where(*conditions)
-            .order_by(col(User.id))
-            .limit(page.limit)
-            .offset(page.offset)
+        (
+            await session.execute(
+                select(User)
+                .where(*conditions)
+                .order_by(col(User.id))
+                .limit(page.limit)
+                .offset(page.offset)
+            )
         )
-    ).all()
+        .scalars()
+        .all()
+    )
     return Page[UserAdminPublic](items=[UserAdminPublic.of(u) for u in users], total=total)
 
 
@@ -630,13 +638,19 @@ def phone_variants(phone: str) -> list[str]:
 
 async def _roster_deputies_with_phone(session: AsyncSession, phone: str) -> Sequence[Deputy]:
     return (
-        await session.exec(
-            select(Deputy)
-            .where(col(Deputy.phone).in_(phone_variants(phone)), col(Deputy.is_active).is_(True))
-            .order_by(col(Deputy.id))
-            .limit(3)
+        (
+            await session.execute(
+                select(Deputy)
+                .where(
+                    col(Deputy.phone).in_(phone_variants(phone)), col(Deputy.is_active).is_(True)
+                )
+                .order_by(col(Deputy.id))
+                .limit(3)
+            )
         )
-    ).all()
+        .scalars()
+        .all()
+    )
 
 
 async def _bound_user_id(session: AsyncSession, deputy_id: int | None) -> int | None:
@@ -695,10 +709,14 @@ async def _redeem_code(session: AsyncSession, code: str, user_id: int) -> _Redee
     now = utcnow()
     hashes = {binding_code_hash(code), sha256_hex(code.strip())}
     row = (
-        await session.exec(
-            select(DeputyBindingCode).where(col(DeputyBindingCode.code_hash).in_(hashes))
+        (
+            await session.execute(
+                select(DeputyBindingCode).where(col(DeputyBindingCode.code_hash).in_(hashes))
+            )
         )
-    ).first()
+        .scalars()
+        .first()
+    )
     if row is None:
         raise InvalidBindingCode()
     if row.used_at is not None:

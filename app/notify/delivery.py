@@ -40,7 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import utcnow
 from app.core.config import Settings

@@ -22,7 +22,7 @@ from app.core.errors import Forbidden, InvalidTransition
 from app.wishes.models import WishStatus
 
 if TYPE_CHECKING:
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.wishes.models import Wish, WishEvent
 

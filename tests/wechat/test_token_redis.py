@@ -71,7 +71,7 @@ async def redis_gateways(redis_url: str, make_gateway: MakeGateway) -> AsyncIter
 
 async def _db_rows(db: Database) -> list[WeChatAccessToken]:
     async with db.transaction(write=False) as session:
-        return list((await session.exec(select(WeChatAccessToken))).all())
+        return list((await session.execute(select(WeChatAccessToken))).scalars().all())
 
 
 async def test_gateways_share_one_token_through_redis(

@@ -19,10 +19,14 @@ from tests.wechat.conftest import MakeGateway
 async def _stored(db: Database) -> WeChatAccessToken | None:
     async with db.transaction(write=False) as session:
         return (
-            await session.exec(
-                select(WeChatAccessToken).where(WeChatAccessToken.appid == WECHAT_APPID)
+            (
+                await session.execute(
+                    select(WeChatAccessToken).where(WeChatAccessToken.appid == WECHAT_APPID)
+                )
             )
-        ).first()
+            .scalars()
+            .first()
+        )
 
 
 async def _used_tokens(fake: FakeWeChat) -> set[str]:
