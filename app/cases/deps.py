@@ -11,10 +11,10 @@ from fastapi import Depends, Header, Path, Request
 from sqlalchemy import and_, select
 
 from app.cases import idempotency
-from app.cases import service as case_service
+from app.cases.access import CaseAccess, load_access
 from app.cases.models import CaseSubmissionKey, ContentFlag
 from app.cases.schemas import CaseCreate
-from app.cases.service import CaseAccess, ContentRejected, Verdict
+from app.cases.submission import ContentRejected, Verdict
 from app.core.db import SessionDep, get_db
 from app.core.deps import CurrentPrincipal, SettingsDep
 from app.core.errors import AppError
@@ -32,7 +32,7 @@ async def _case_access(
     principal: CurrentPrincipal,
     case_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> CaseAccess:
-    return await case_service.load_access(session, principal, case_id)
+    return await load_access(session, principal, case_id)
 
 
 CaseAccessDep = Annotated[CaseAccess, Depends(_case_access)]

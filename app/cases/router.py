@@ -9,8 +9,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, func, or_, select
 
+from app.cases import actions as case_actions
 from app.cases import idempotency
-from app.cases import service as case_service
+from app.cases import similar as case_similar
+from app.cases.access import in_scope, scope_filter, staff_region_path
 from app.cases.deps import (
     CaseAccessDep,
     IfMatchDep,
@@ -21,6 +23,7 @@ from app.cases.deps import (
 from app.cases.deputy_codes import deputy_scene, parse_deputy_scene
 from app.cases.flows import STATUS_TEXT
 from app.cases.models import Case, CaseCategory, CaseStatus, RoutingRule
+from app.cases.queries import CaseView, case_views, public_event_data, timeline_of
 from app.cases.schemas import (
     MAX_ID,
     CaseAssign,
@@ -46,7 +49,7 @@ from app.cases.schemas import (
     RoutingRulePublic,
     SimilarCase,
 )
-from app.cases.service import CaseView, case_views, staff_region_path
+from app.cases.submission import Submitted, submit_case
 from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, SettingsDep, StaffPrincipal
 from app.core.errors import (
@@ -131,7 +134,7 @@ async def _detail(
     public = await _one(session, principal, case, staff_path)
     internal = principal.is_staff or principal.role is Role.unit
     assert case.id is not None
-    timeline = await case_service.timeline_of(session, case.id, internal=internal)
+    timeline = await timeline_of(session, case.id, internal=internal)
     return CaseDetail(**public.model_dump(), timeline=timeline)  # type: ignore[arg-type]
 
 
@@ -192,9 +195,7 @@ async def create_case(
             return JSONResponse(
                 answer.body, status_code=answer.status_code, headers={"Idempotent-Replayed": "true"}
             )
-    submitted = await case_service.submit_case(
-        session, principal, submission.body, submission.verdict, settings
-    )
+    submitted = await submit_case(session, principal, submission.body, submission.verdict, settings)
     case = submitted.case
     if principal.is_staff:
         staff_path = await staff_region_path(session, principal)
@@ -207,7 +208,7 @@ async def create_case(
     return detail
 
 
-def _fresh_detail(submitted: case_service.Submitted) -> CaseDetail:
+def _fresh_detail(submitted: Submitted) -> CaseDetail:
     """The submitter's view of the case just made, without reading back what we wrote."""
     case, event = submitted.case, submitted.event
     view = CaseView(
@@ -231,7 +232,7 @@ def _fresh_detail(submitted: case_service.Submitted) -> CaseDetail:
         "round": event.round,
         "public_note": event.public_note,
         "internal_note": None,
-        "data": case_service.public_event_data(event.data),
+        "data": public_event_data(event.data),
         "created_at": event.created_at,
     }
     return CaseDetail(**render(view).model_dump(), timeline=[entry])  # type: ignore[arg-type]
@@ -260,7 +261,7 @@ async def list_cases(
     into); deputies their own, written to them, and followed; units those they lead or
     co-handle; staff their region subtree. Staff triage with `status=registered`."""
     staff_path = await staff_region_path(session, principal) if principal.is_staff else None
-    conditions = [case_service.scope_filter(principal, staff_path)]
+    conditions = [scope_filter(principal, staff_path)]
     if status is not None:
         conditions.append(Case.status == status)
     if category is not None:
@@ -324,7 +325,7 @@ async def similar_cases(
     `case_similar_radius_m`, or the same category in the same region), nearest first."""
     if not access.principal.is_staff:
         raise Forbidden()
-    found = await case_service.similar_cases(session, access, settings)
+    found = await case_similar.similar_cases(session, access, settings)
     return [
         SimilarCase(
             id=c.id,  # type: ignore[arg-type]
@@ -361,7 +362,7 @@ async def update_case(
     """Staff corrections (title, category, region, deadline) while registered or handling.
     Carry `version` (or `If-Match`); a stale one answers 409 `version_conflict`."""
     version = _version(body.version, if_match, access)
-    await case_service.edit_case(
+    await case_actions.edit_case(
         session,
         access,
         settings,
@@ -393,7 +394,7 @@ async def assign_case(
     and a deadline (default: the category's working days in China's official calendar,
     Asia/Shanghai; `calendar_fallback` says when a year's calendar was not known and
     weekends were used)."""
-    await case_service.assign_case(
+    await case_actions.assign_case(
         session,
         access,
         settings,
@@ -417,7 +418,7 @@ async def transfer_case(
     response: Response,
 ) -> CasePublic:
     """转办 (staff): a handling case goes to another lead unit."""
-    await case_service.transfer_case(
+    await case_actions.transfer_case(
         session,
         access,
         settings,
@@ -441,7 +442,7 @@ async def reject_case(
 ) -> CasePublic:
     """不予受理 (staff) with `reason_code` (not_in_remit, duplicate,
     insufficient_information, other) and a `note` the resident reads."""
-    await case_service.reject_case(
+    await case_actions.reject_case(
         session,
         access,
         reason_code=body.reason_code.value,
@@ -462,7 +463,7 @@ async def merge_case(
 ) -> CasePublic:
     """合并 (staff): a duplicate → `merged` into an open case; its resident then reads the
     target and hears its news."""
-    await case_service.merge_case(
+    await case_actions.merge_case(
         session,
         access,
         into_case_id=body.into_case_id,
@@ -481,7 +482,7 @@ async def supervise_case(
     response: Response,
 ) -> CasePublic:
     """督办 (staff): recorded on the timeline, counted, and the lead unit is told."""
-    await case_service.supervise_case(
+    await case_actions.supervise_case(
         session, access, note=body.note, version=_version(body.version, if_match, access)
     )
     return await _answer(access, session, response)
@@ -496,7 +497,7 @@ async def send_back_case(
     response: Response,
 ) -> CasePublic:
     """退回 (lead unit): "not ours" with a reason → back to staff (`registered`)."""
-    await case_service.send_back_case(
+    await case_actions.send_back_case(
         session, access, reason=body.reason, version=_version(body.version, if_match, access)
     )
     return await _answer(access, session, response)
@@ -512,7 +513,7 @@ async def reply_case(
 ) -> CasePublic:
     """答复 (lead unit): the public answer reaches the resident → `fed_back`; the internal
     note is for staff and units."""
-    await case_service.reply_case(
+    await case_actions.reply_case(
         session,
         access,
         public_answer=body.public_answer,
@@ -528,7 +529,7 @@ async def rate_case(
 ) -> CasePublic:
     """评价 (owner; staff for a phone resident without an account): satisfied or basically
     satisfied resolves the case; dissatisfied lets the owner or staff reopen it."""
-    await case_service.rate_case(
+    await case_actions.rate_case(
         session, access, satisfaction=body.satisfaction, comment=body.comment
     )
     return await _answer(access, session, response)
@@ -545,7 +546,7 @@ async def reopen_case(
 ) -> CasePublic:
     """重新办理 (owner from `fed_back`; staff from `fed_back` or `resolved`) → `handling`
     with the same lead unit, a new deadline, `reopen_count` + 1."""
-    await case_service.reopen_case(
+    await case_actions.reopen_case(
         session,
         access,
         settings,
@@ -565,7 +566,7 @@ async def resolve_case(
     response: Response,
 ) -> CasePublic:
     """办结 (staff): `fed_back` → `resolved`."""
-    await case_service.resolve_case(
+    await case_actions.resolve_case(
         session, access, note=body.note, version=_version(body.version, if_match, access)
     )
     return await _answer(access, session, response)
@@ -577,7 +578,7 @@ async def resolve_case(
 async def follow_case(access: CaseAccessDep, session: SessionDep, response: Response) -> CasePublic:
     """A deputy follows a case they can see (their own, written to them); it enters their
     duty archive (履职档案). Following again changes nothing."""
-    await case_service.follow_case(session, access)
+    await case_actions.follow_case(session, access)
     return await _answer(access, session, response)
 
 
@@ -625,7 +626,7 @@ async def create_routing_rule(
     ).scalar_one_or_none()
     if region_path is None:
         raise ValidationFailed("区域不存在", code="unknown_region")
-    if not case_service.in_scope(path, region_path):
+    if not in_scope(path, region_path):
         raise Forbidden("该区域不在您的管辖范围")
     if await session.get(CaseCategory, body.category_id) is None:
         raise ValidationFailed("问题类别不存在", code="unknown_category")
@@ -666,7 +667,7 @@ async def delete_routing_rule(
         )
     ).first()
     path = await staff_region_path(session, principal)
-    if row is None or not case_service.in_scope(path, row.path):
+    if row is None or not in_scope(path, row.path):
         raise NotFound()
     await session.execute(delete(RoutingRule).where(RoutingRule.id == rule_id))  # type: ignore[arg-type]
 

@@ -73,15 +73,15 @@ async def _auto_complete_wishes(session: AsyncSession, now: datetime, settings: 
 
 
 async def _mark_overdue_cases(session: AsyncSession, now: datetime, settings: Settings) -> int:
-    from app.cases import service as case_service
+    from app.cases.sweeps import mark_overdue_cases
 
-    return await case_service.mark_overdue_cases(session, now, settings)
+    return await mark_overdue_cases(session, now, settings)
 
 
 async def _auto_resolve_cases(session: AsyncSession, now: datetime, settings: Settings) -> int:
-    from app.cases import service as case_service
+    from app.cases.sweeps import auto_resolve_unrated
 
-    return await case_service.auto_resolve_unrated(session, now, settings)
+    return await auto_resolve_unrated(session, now, settings)
 
 
 async def _purge_unlinked_uploads(session: AsyncSession, now: datetime, settings: Settings) -> int:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import chinese_calendar
 import httpx
 
-from app.cases import service as case_service
+from app.cases import sweeps
 from app.cases.workdays import add_workdays
 from app.core.clock import SHANGHAI, clock
 from app.core.config import Settings
@@ -113,7 +113,7 @@ async def test_overdue_sweep_flags_and_warns(
 
     async def sweep(at: datetime) -> int:
         async with db.transaction() as session:
-            return await case_service.mark_overdue_cases(session, at, settings)
+            return await sweeps.mark_overdue_cases(session, at, settings)
 
     assert await sweep(deadline - timedelta(days=3)) == 0
     assert [n.event for n in await notifications(db, world.handler.id)] == ["case.assigned"]
@@ -159,7 +159,7 @@ async def test_auto_resolve_unrated_after_set_days(
 
     async def sweep(at: datetime) -> int:
         async with db.transaction() as session:
-            return await case_service.auto_resolve_unrated(session, at, settings)
+            return await sweeps.auto_resolve_unrated(session, at, settings)
 
     now = clock.now()
     assert (

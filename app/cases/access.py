@@ -1,0 +1,159 @@
+"""Who the caller is to a case: loading a case with the caller's relations to it, and the
+staff scope (the region subtree a staff member sees) as a check and as a query filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, exists, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.attachments import service as attachment_service
+from app.cases.flows import Relation
+from app.cases.models import Case, CaseCoUnit, CaseFollow
+from app.core.errors import NotFound
+from app.core.security import Principal, Role
+from app.org.models import Region
+
+
+@dataclass(slots=True)
+class CaseAccess:
+    """A loaded case and what the caller is to it."""
+
+    case: Case
+    region_path: str
+    principal: Principal
+    staff_path: str | None = None
+    relations: set[Relation] = field(default_factory=set)
+    visible: bool = False
+    is_co_unit: bool = False
+    is_follower: bool = False
+
+    @property
+    def sees_internal(self) -> bool:
+        return Relation.staff in self.relations or self.principal.role is Role.unit
+
+    @property
+    def sees_phone(self) -> bool:
+        return bool(self.relations & {Relation.staff, Relation.lead_unit, Relation.owner})
+
+
+async def staff_region_path(session: AsyncSession, principal: Principal) -> str | None:
+    """The region path a staff member works in; "/" for admins (everything)."""
+    if principal.role is Role.admin:
+        return "/"
+    if principal.role is not Role.staff or principal.region_id is None:
+        return None
+    path = (
+        await session.execute(select(Region.path).where(Region.id == principal.region_id))
+    ).scalar_one_or_none()
+    return path
+
+
+def in_scope(staff_path: str | None, region_path: str) -> bool:
+    return staff_path is not None and region_path.startswith(staff_path)
+
+
+async def load_access(session: AsyncSession, principal: Principal, case_id: int) -> CaseAccess:
+    row = (
+        await session.execute(
+            select(Case, Region.path)
+            .join(Region, Region.id == Case.region_id)
+            .where(Case.id == case_id)  # type: ignore[arg-type]
+        )
+    ).first()
+    if row is None:
+        raise NotFound("未找到该件", code="not_found")
+    case, region_path = row
+    access = CaseAccess(case=case, region_path=region_path, principal=principal)
+    await _resolve_relations(session, access)
+    if not access.visible:
+        raise NotFound("未找到该件", code="not_found")
+    return access
+
+
+async def _resolve_relations(session: AsyncSession, access: CaseAccess) -> None:
+    case, principal = access.case, access.principal
+    if principal.is_staff:
+        access.staff_path = await staff_region_path(session, principal)
+        if in_scope(access.staff_path, access.region_path):
+            access.relations.add(Relation.staff)
+            if case.owner_id is None:
+                access.relations.add(Relation.staff_for_ownerless)
+            access.visible = True
+        return
+    if principal.role is Role.unit:
+        if principal.unit_id is not None and principal.unit_id == case.lead_unit_id:
+            access.relations.add(Relation.lead_unit)
+            access.visible = True
+        elif principal.unit_id is not None:
+            co = await session.execute(
+                select(CaseCoUnit.id).where(
+                    CaseCoUnit.case_id == case.id, CaseCoUnit.unit_id == principal.unit_id
+                )
+            )
+            access.is_co_unit = co.first() is not None
+            access.visible = access.is_co_unit
+        return
+    if case.owner_id == principal.user_id:
+        access.relations.add(Relation.owner)
+        access.visible = True
+    follow = await session.execute(
+        select(CaseFollow.id).where(
+            CaseFollow.case_id == case.id, CaseFollow.user_id == principal.user_id
+        )
+    )
+    access.is_follower = follow.first() is not None
+    if access.is_follower:
+        access.visible = True
+    if principal.role is Role.deputy and (
+        case.submitter_id == principal.user_id
+        or (principal.deputy_id is not None and case.deputy_id == principal.deputy_id)
+    ):
+        access.visible = True
+
+
+async def can_view_case(session: AsyncSession, principal: Principal | None, case_id: int) -> bool:
+    """Visibility of a case's photos: whoever may read the case."""
+    if principal is None:
+        return False
+    try:
+        await load_access(session, principal, case_id)
+    except NotFound:
+        return False
+    return True
+
+
+attachment_service.register_visibility("case", can_view_case)
+
+
+def scope_filter(principal: Principal, staff_path: str | None) -> ColumnElement[bool]:
+    """The cases a caller may list."""
+    followed = exists().where(
+        CaseFollow.case_id == Case.id, CaseFollow.user_id == principal.user_id
+    )
+    if principal.role is Role.admin:
+        return literal(True)
+    if principal.role is Role.staff:
+        if staff_path is None:
+            return literal(False)
+        return col(Case.region_id).in_(
+            select(Region.id).where(col(Region.path).startswith(staff_path))
+        )
+    if principal.role is Role.unit:
+        if principal.unit_id is None:
+            return literal(False)
+        co = exists().where(CaseCoUnit.case_id == Case.id, CaseCoUnit.unit_id == principal.unit_id)
+        return or_(Case.lead_unit_id == principal.unit_id, co)
+    if principal.role is Role.deputy:
+        mine: list[ColumnElement[bool]] = [
+            col(Case.owner_id) == principal.user_id,
+            col(Case.submitter_id) == principal.user_id,
+            followed,
+        ]
+        if principal.deputy_id is not None:
+            mine.append(Case.deputy_id == principal.deputy_id)
+        return or_(*mine)
+    return or_(Case.owner_id == principal.user_id, followed)
