@@ -100,14 +100,17 @@ def db(app: FastAPI) -> Database:
 
 @pytest.fixture(autouse=True)
 async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    # Requested before the test runs: pytest refuses new fixtures during teardown.
+    database: Database | None = (
+        request.getfixturevalue("db") if "app" in request.fixturenames else None
+    )
     clock.reset()
     _FAKE_WECHAT.fake.reset()
     yield
     clock.reset()
     _FAKE_WECHAT.fake.reset()
-    if "app" not in request.fixturenames:
+    if database is None:
         return
-    database: Database = request.getfixturevalue("db")
     async with database.transaction() as session:
         for table in reversed(SQLModel.metadata.sorted_tables):
             await session.execute(delete(table))
