@@ -1,14 +1,17 @@
 """Test harness: the real app over HTTP (httpx ASGI transport) on a real database.
 
 The database is SQLite in a temporary file unless TEST_DATABASE_URL names another one
-(`.ci/run` runs the suite a second time with PostgreSQL). Tables are created once per run;
-every test starts from empty tables and a reset clock. The only fake is WeChat, a real HTTP
-server on 127.0.0.1.
+(`.ci/run` runs the suite a second time with PostgreSQL). Tables are dropped and created once
+per run, so a database whose name does not say it is for tests is refused before anything
+touches it; every test starts from empty tables and a reset clock. The temporary folder and the
+extra databases some tests make are removed at the end of the run. The only fake is WeChat, a
+real HTTP server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.main import create_app
 from app.wechat.fake_server import FakeWeChat, FakeWeChatServer
+from tests.dbutil import drop_fresh_databases, unsafe_test_database
 from tests.factories import Factory
 
 _TMP = Path(tempfile.mkdtemp(prefix="liaison-tests-"))
@@ -43,6 +47,20 @@ def fake_wechat_url() -> str:
 
 def database_url_for_tests() -> str:
     return os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{_TMP / 'test.db'}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    reason = unsafe_test_database(database_url_for_tests())
+    if reason is not None:
+        shutil.rmtree(_TMP, ignore_errors=True)
+        raise pytest.UsageError(reason)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    try:
+        drop_fresh_databases()
+    finally:
+        shutil.rmtree(_TMP, ignore_errors=True)
 
 
 def make_settings(**overrides: Any) -> Settings:
