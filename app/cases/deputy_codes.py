@@ -13,6 +13,7 @@ import hmac
 import re
 
 from app.core.config import Settings
+from app.core.security import secrets_match
 
 SIGNATURE_LENGTH = 12
 _SCENE = re.compile(r"^d\.(?P<deputy>[1-9][0-9]{0,9})\.(?P<sig>[A-Za-z0-9_-]{12})$")
@@ -40,6 +41,6 @@ def parse_deputy_scene(settings: Settings, scene: str) -> int | None:
     if match is None:
         return None
     deputy_id = int(match["deputy"])
-    if not hmac.compare_digest(_sign(settings, deputy_id), match["sig"]):
+    if not secrets_match(_sign(settings, deputy_id), match["sig"]):
         return None
     return deputy_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -107,6 +108,19 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
 
 def new_secret_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def secrets_match(expected: str | bytes, given: str | bytes) -> bool:
+    """Constant-time comparison of a secret, signature or code with what a caller sent.
+
+    `hmac.compare_digest` raises on `str` holding non-ASCII characters, so both sides are
+    compared as UTF-8 bytes: any input a request can carry gives True or False, never an
+    error."""
+    if isinstance(expected, str):
+        expected = expected.encode("utf-8", "surrogatepass")
+    if isinstance(given, str):
+        given = given.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(expected, given)
 
 
 def sha256_hex(value: str) -> str:

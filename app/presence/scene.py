@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from app.core.config import Settings
+from app.core.security import secrets_match
 from app.core.types import MAX_ID
 
 MAX_SCENE_LENGTH = 32
@@ -125,7 +126,7 @@ def verify_scene(
         if not current - settings.qr_rotation_valid_steps < scene.counter <= current:
             return False
         expected = _sign(settings, f"r:{scene.station_id}:{qr_version}:{scene.counter}")
-    return hmac.compare_digest(expected, scene.signature)
+    return secrets_match(expected, scene.signature)
 
 
 def screen_key(settings: Settings, station_id: int, qr_version: int) -> str:
@@ -136,4 +137,4 @@ def screen_key(settings: Settings, station_id: int, qr_version: int) -> str:
 
 
 def verify_screen_key(settings: Settings, station_id: int, qr_version: int, key: str) -> bool:
-    return hmac.compare_digest(screen_key(settings, station_id, qr_version), key)
+    return secrets_match(screen_key(settings, station_id, qr_version), key)

@@ -57,6 +57,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.core.clock import utcnow
+from app.core.security import secrets_match
 
 DEV_APPID = "wx-dev-appid"
 DEV_SECRET = "wx-dev-secret-0123456789abcdef"
@@ -279,7 +280,7 @@ class FakeWeChat:
         if secret is None:
             return None
         expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(sig, expected):
+        if not secrets_match(sig, expected):
             return None
         if int(expires_ts) <= utcnow().timestamp():
             return None
@@ -311,7 +312,7 @@ class FakeWeChat:
         secret = query.get("secret") or body.get("secret")
         if appid not in self.apps:
             return 40013
-        if not secret or not hmac.compare_digest(self.apps[appid], str(secret)):
+        if not secret or not secrets_match(self.apps[appid], str(secret)):
             return 40125
         return None
 

@@ -119,6 +119,21 @@ async def test_rotating_code_on_the_station_screen(
     assert printed_only.status_code == 409 and printed_only.json()["code"] == "qr_mode_mismatch"
 
 
+async def test_non_ascii_screen_key_is_refused_not_a_server_error(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    staff = world.staff_b.headers
+    station_url = f"/stations/{world.far_station.id}/qrcode?format=json"
+    screen_url = (await client.get(station_url, headers=staff)).json()["screen_url"]
+    good_key = screen_url.split("key=")[1]
+    base = screen_url.split("key=")[0]
+    for key in ("é", "é" * 24, "密钥", good_key[:-1] + "é", good_key + "é"):
+        answer = await client.get(base + "key=" + key + "&format=json")
+        assert answer.status_code == 403, (key, answer.text)
+        assert answer.json()["code"] == "forbidden"
+    assert (await client.get(base + "key=" + good_key + "&format=json")).status_code == 200
+
+
 async def test_region_zip_has_a_png_per_printable_station(
     client: httpx.AsyncClient, settings: Settings, world: World, factory: Factory
 ) -> None:
