@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -16,6 +16,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database, get_db
 from app.core.errors import ServiceUnavailable, install_error_handlers, problem_responses
 from app.core.logging import RequestContextMiddleware, configure_logging
+from app.core.text_guard import refuse_nul_characters
 from app.dashboard.router import router as dashboard_router
 from app.identity.deputy_router import router as deputy_router
 from app.identity.router import hide_development_endpoints
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         responses=problem_responses(422, 500),
+        # Before every operation: no NUL character in any string of the request.
+        dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
     install_error_handlers(app)

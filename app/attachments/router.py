@@ -13,7 +13,7 @@ from app.core.db import Database, SessionDep, get_db
 from app.core.deps import CurrentPrincipal, OptionalPrincipal, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.storage import Storage, get_storage
-from app.core.types import MAX_ID
+from app.core.types import Id
 
 router = APIRouter(prefix="/attachments", tags=["cases", "wishes"])
 
@@ -67,7 +67,7 @@ async def upload_attachment(
     summary="Fetch an image",
 )
 async def get_attachment(
-    attachment_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    attachment_id: Annotated[Id, Path()],
     session: SessionDep,
     principal: OptionalPrincipal,
     storage: StorageDep,

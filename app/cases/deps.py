@@ -19,7 +19,7 @@ from app.core.db import SessionDep, get_db
 from app.core.deps import CurrentPrincipal, SettingsDep
 from app.core.errors import AppError
 from app.core.security import Role
-from app.core.types import MAX_ID
+from app.core.types import Id
 from app.identity.models import User
 from app.wechat.deps import WeChatDep
 from app.wechat.types import WeChatError
@@ -30,7 +30,7 @@ logger = logging.getLogger("app.cases")
 async def _case_access(
     session: SessionDep,
     principal: CurrentPrincipal,
-    case_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    case_id: Annotated[Id, Path()],
 ) -> CaseAccess:
     return await load_access(session, principal, case_id)
 

@@ -25,7 +25,6 @@ from app.cases.flows import STATUS_TEXT
 from app.cases.models import Case, CaseCategory, CaseStatus, RoutingRule
 from app.cases.queries import CaseView, case_views, public_event_data, timeline_of
 from app.cases.schemas import (
-    MAX_ID,
     CaseAssign,
     CaseCategoryPublic,
     CaseCreate,
@@ -63,6 +62,7 @@ from app.core.errors import (
 from app.core.masking import mask_name, mask_phone
 from app.core.pagination import Page, PageDep
 from app.core.security import Principal, Role
+from app.core.types import Id
 from app.identity.models import Deputy
 from app.org.models import Region, Unit
 from app.wechat.deps import WeChatDep
@@ -248,12 +248,10 @@ async def list_cases(
     principal: CurrentPrincipal,
     page: PageDep,
     status: Annotated[CaseStatus | None, Query(description="e.g. registered: the queue")] = None,
-    category: Annotated[int | None, Query(ge=1, le=MAX_ID, description="category id")] = None,
-    region_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="the region and below")
-    ] = None,
-    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="lead unit")] = None,
+    category: Annotated[Id | None, Query(description="category id")] = None,
+    region_id: Annotated[Id | None, Query(description="the region and below")] = None,
+    station_id: Annotated[Id | None, Query()] = None,
+    unit_id: Annotated[Id | None, Query(description="lead unit")] = None,
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=50, description="number, title or content")] = None,
 ) -> Page[CasePublic]:
@@ -592,7 +590,7 @@ async def follow_case(access: CaseAccessDep, session: SessionDep, response: Resp
 async def list_routing_rules(
     session: SessionDep,
     principal: StaffPrincipal,
-    category_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    category_id: Annotated[Id | None, Query()] = None,
 ) -> list[RoutingRule]:
     """Staff: routing rules (category × region → unit) of regions in their subtree and the
     regions above it (those apply to their cases too)."""
@@ -656,7 +654,7 @@ async def create_routing_rule(
     "/routing-rules/{rule_id}", status_code=204, responses=problem_responses(401, 403, 404)
 )
 async def delete_routing_rule(
-    rule_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, principal: StaffPrincipal
+    rule_id: Annotated[Id, Path()], session: SessionDep, principal: StaffPrincipal
 ) -> None:
     """Staff: remove a rule of a region in their subtree."""
     row = (
@@ -685,7 +683,7 @@ async def delete_routing_rule(
     },
 )
 async def deputy_qrcode(
-    deputy_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    deputy_id: Annotated[Id, Path()],
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.cases.models import CaseChannel, CaseStatus, RejectReason, Satisfaction
-from app.core.types import MAX_ID
-
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+from app.core.types import Id, Version
 
 _TEXT_EXAMPLE = "小区东门路灯坏了一个多月，晚上老人出行很不方便，希望尽快修复。"
 
@@ -64,23 +62,21 @@ class CaseCreate(BaseModel):
 
     title: str = Field(min_length=2, max_length=100)
     content: str = Field(min_length=5, max_length=5000)
-    category_id: int = Field(ge=1, le=MAX_ID)
-    region_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Where; or give station_id"
-    )
-    station_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    category_id: Id
+    region_id: Id | None = Field(default=None, description="Where; or give station_id")
+    station_id: Id | None = None
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     address: str | None = Field(default=None, max_length=255)
     attachment_ids: list[Id] = Field(default_factory=list, max_length=9)
-    deputy_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="The deputy written to (from that deputy's code)"
+    deputy_id: Id | None = Field(
+        default=None, description="The deputy written to (from that deputy's code)"
     )
     deputy_scene: str | None = Field(
         default=None, max_length=32, description="The scanned deputy code's scene, instead"
     )
-    reception_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Deputies: the reception this case came from"
+    reception_id: Id | None = Field(
+        default=None, description="Deputies: the reception this case came from"
     )
     channel: CaseChannel | None = Field(
         default=None, description="Staff: phone or counter (set by the server otherwise)"
@@ -265,8 +261,8 @@ class SimilarCase(BaseModel):
 
 
 class _Versioned(BaseModel):
-    version: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="The case's version as read; or send If-Match"
+    version: Version | None = Field(
+        default=None, description="The case's version as read; or send If-Match"
     )
 
 
@@ -286,7 +282,7 @@ class CaseAssign(_Versioned):
         },
     )
 
-    unit_id: int = Field(ge=1, le=MAX_ID)
+    unit_id: Id
     deadline: datetime | None = Field(
         default=None, description="Default: the category's working days, official calendar"
     )
@@ -303,7 +299,7 @@ class CaseTransfer(_Versioned):
         },
     )
 
-    unit_id: int = Field(ge=1, le=MAX_ID)
+    unit_id: Id
     deadline: datetime | None = None
     co_unit_ids: list[Id] | None = Field(default=None, max_length=10)
     note: str | None = Field(default=None, max_length=1000)
@@ -335,7 +331,7 @@ class CaseMerge(_Versioned):
         json_schema_extra={"examples": [{"into_case_id": 10, "note": "同一问题", "version": 1}]},
     )
 
-    into_case_id: int = Field(ge=1, le=MAX_ID)
+    into_case_id: Id
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -412,8 +408,8 @@ class CaseUpdate(_Versioned):
     )
 
     title: str | None = Field(default=None, min_length=2, max_length=100)
-    category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    category_id: Id | None = None
+    region_id: Id | None = None
     deadline: datetime | None = None
     note: str | None = Field(default=None, max_length=1000, description="Internal")
 
@@ -424,9 +420,9 @@ class RoutingRuleCreate(BaseModel):
         json_schema_extra={"examples": [{"category_id": 3, "region_id": 2, "unit_id": 2}]},
     )
 
-    category_id: int = Field(ge=1, le=MAX_ID)
-    region_id: int = Field(ge=1, le=MAX_ID)
-    unit_id: int = Field(ge=1, le=MAX_ID)
+    category_id: Id
+    region_id: Id
+    unit_id: Id
 
 
 class RoutingRulePublic(BaseModel):

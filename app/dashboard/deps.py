@@ -16,7 +16,7 @@ from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, StaffPrincipal
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.security import Principal, Role
-from app.core.types import MAX_ID
+from app.core.types import Id
 from app.identity.models import Deputy, DeputyStation
 from app.org.models import Region, Station
 
@@ -93,10 +93,8 @@ async def _staff_scope(
     session: SessionDep,
     principal: StaffPrincipal,
     region_id: Annotated[
-        int | None,
+        Id | None,
         Query(
-            ge=1,
-            le=MAX_ID,
             description="Count this region's subtree; must lie inside the caller's own region "
             "(403 otherwise). Default: the caller's region (admins: everything).",
         ),
@@ -177,9 +175,7 @@ async def deputy_in_scope(session: AsyncSession, scope: RegionScope, deputy: Dep
     return bool(attached.scalar())
 
 
-async def _deputy_or_404(
-    session: SessionDep, deputy_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Deputy:
+async def _deputy_or_404(session: SessionDep, deputy_id: Annotated[Id, Path()]) -> Deputy:
     deputy = await session.get(Deputy, deputy_id)
     if deputy is None:
         raise NotFound("未找到该代表", code="not_found")

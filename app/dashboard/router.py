@@ -13,6 +13,7 @@ from app.core.db import Database, SessionDep, get_db
 from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.types import Id
 from app.dashboard import acts, deputies, stats
 from app.dashboard.archive import ARCHIVE_HEADERS, archive_rows, build_archive
 from app.dashboard.case_export import (
@@ -22,7 +23,6 @@ from app.dashboard.case_export import (
     case_row_mapper,
 )
 from app.dashboard.deps import (
-    MAX_ID,
     ArchiveEditable,
     ArchiveReadable,
     DateRangeDep,
@@ -49,8 +49,6 @@ from app.dashboard.schemas import (
 
 router = APIRouter(tags=["dashboard"])
 
-# PostgreSQL text cannot hold NUL characters.
-NO_NUL = r"^[^\x00]*$"
 YearQuery = Annotated[int | None, Query(ge=2000, le=2100, description="Calendar year")]
 
 
@@ -188,7 +186,7 @@ async def update_manual_act(
     session: SessionDep,
     deputy: ArchiveEditable,
     body: ManualActUpdate,
-    act_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    act_id: Annotated[Id, Path()],
 ) -> ManualActPublic:
     """Staff of the deputy's region. Send the `version` read to guard against a concurrent
     edit (409 `version_conflict`)."""
@@ -205,7 +203,7 @@ async def update_manual_act(
     responses=problem_responses(401, 403, 404),
 )
 async def delete_manual_act(
-    session: SessionDep, deputy: ArchiveEditable, act_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    session: SessionDep, deputy: ArchiveEditable, act_id: Annotated[Id, Path()]
 ) -> Response:
     """Staff of the deputy's region."""
     assert deputy.id is not None
@@ -291,13 +289,13 @@ async def export_cases(
     period: OptionalDateRange,
     format: Annotated[ExportFormat, Query(description="csv or xlsx")] = ExportFormat.csv,
     status: CaseStatus | None = None,
-    category: Annotated[int | None, Query(ge=1, le=MAX_ID, description="category id")] = None,
-    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="lead unit")] = None,
+    category: Annotated[Id | None, Query(description="category id")] = None,
+    station_id: Annotated[Id | None, Query()] = None,
+    unit_id: Annotated[Id | None, Query(description="lead unit")] = None,
     overdue: bool | None = None,
     q: Annotated[
         str | None,
-        Query(max_length=50, pattern=NO_NUL, description="number, title or content"),
+        Query(max_length=50, description="number, title or content"),
     ] = None,
     mask_phones: Annotated[
         bool, Query(description="Mask contact names and phones even where visible")

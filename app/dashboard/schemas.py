@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.types import MAX_ID
+from app.core.types import Version
 from app.dashboard.models import ManualActKind
 
 # --- Manual acts -----------------------------------------------------------------------------
-
-
-def _no_nul(value: Any) -> Any:
-    """PostgreSQL text cannot hold NUL characters: refuse them as bad input."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
 
 
 def _in_years(value: date | None) -> date | None:
@@ -52,7 +44,6 @@ class ManualActCreate(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
 
-    _text = field_validator("title", "location", "note")(_no_nul)
     _day = field_validator("occurred_on")(_in_years)
 
 
@@ -68,14 +59,11 @@ class ManualActUpdate(BaseModel):
     hours: float | None = Field(default=None, ge=0, le=24 * 31)
     location: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
-    version: int | None = Field(
+    version: Version | None = Field(
         default=None,
-        ge=1,
-        le=MAX_ID,
         description="The version read; a stale one gets 409 version_conflict",
     )
 
-    _text = field_validator("title", "location", "note")(_no_nul)
     _day = field_validator("occurred_on")(_in_years)
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from fastapi import Depends, Path
 from app.core.db import Database, SessionDep, get_db
 from app.core.deps import CurrentPrincipal, SettingsDep
 from app.core.errors import NotFound
-from app.core.types import MAX_ID
+from app.core.types import Id
 from app.identity import service
 from app.identity.models import User
 
@@ -25,7 +25,7 @@ async def _current_user(session: SessionDep, principal: CurrentPrincipal) -> Use
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 
-async def _user_or_404(session: SessionDep, user_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> User:
+async def _user_or_404(session: SessionDep, user_id: Annotated[Id, Path()]) -> User:
     return await service.user_or_404(session, user_id)
 
 

@@ -11,6 +11,7 @@ from app.core.db import SessionDep
 from app.core.deps import SettingsDep, StaffPrincipal
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.types import Id
 from app.identity import deputy_service, roster_import
 from app.identity.deputy_schemas import (
     BindingCodeIssued,
@@ -24,15 +25,12 @@ from app.identity.deputy_schemas import (
 from app.identity.models import Deputy, DeputyLevel
 from app.org import service as org_service
 from app.org.deps import IfMatch, etag, expected_version
-from app.org.schemas import MAX_ID, NO_NUL
 from app.presence import service as presence_service
 
 router = APIRouter(tags=["organisation"])
 
 
-async def deputy_or_404(
-    session: SessionDep, deputy_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Deputy:
+async def deputy_or_404(session: SessionDep, deputy_id: Annotated[Id, Path()]) -> Deputy:
     deputy = await session.get(Deputy, deputy_id)
     if deputy is None:
         raise NotFound("代表不存在")
@@ -63,13 +61,9 @@ DeputyInScope = Annotated[Deputy, Depends(deputy_in_scope)]
 
 def _filters(
     level: DeputyLevel | None = None,
-    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    region_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Region and its subtree")
-    ] = None,
-    q: Annotated[
-        str | None, Query(max_length=50, pattern=NO_NUL, description="In name or title")
-    ] = None,
+    station_id: Annotated[Id | None, Query()] = None,
+    region_id: Annotated[Id | None, Query(description="Region and its subtree")] = None,
+    q: Annotated[str | None, Query(max_length=50, description="In name or title")] = None,
 ) -> deputy_service.DeputyFilters:
     return deputy_service.DeputyFilters(
         level=level, station_id=station_id, region_id=region_id, q=q.strip() if q else None

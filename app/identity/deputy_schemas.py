@@ -9,16 +9,15 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.types import Id, Version
 from app.identity.models import DeputyLevel
 from app.org.models import StationKind
-from app.org.schemas import MAX_ID, reject_nul
 from app.presence.schemas import DeputyDutySlot
 
-StationId = Annotated[int, Field(ge=1, le=MAX_ID)]
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _SEPARATORS = re.compile(r"[\s\-()（）]")
 
@@ -40,11 +39,6 @@ def normalize_mobile(value: str) -> str:
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        return reject_nul(value)
 
 
 class _DeputyFields(_Body):
@@ -91,13 +85,13 @@ class DeputyCreate(_DeputyFields):
     title: str | None = Field(default=None, max_length=100, description="职务 / 工作单位")
     gender: str | None = Field(default=None, max_length=10)
     phone: str | None = Field(default=None, description="Mainland mobile number (staff only)")
-    region_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Defaults to the staff member's own region"
+    region_id: Id | None = Field(
+        default=None, description="Defaults to the staff member's own region"
     )
     photo_url: str | None = Field(default=None, max_length=500)
     bio: str | None = Field(default=None, max_length=2000)
     term: str | None = Field(default=None, max_length=50, description="届次")
-    station_ids: list[StationId] = Field(
+    station_ids: list[Id] = Field(
         default_factory=list, max_length=50, description="Stations the deputy is attached to"
     )
 
@@ -112,18 +106,18 @@ class DeputyUpdate(_DeputyFields):
         }
     )
 
-    version: int | None = Field(default=None, ge=1, le=MAX_ID)
+    version: Version | None = None
     name: str | None = Field(default=None, min_length=1, max_length=50)
     level: DeputyLevel | None = None
     title: str | None = Field(default=None, max_length=100)
     gender: str | None = Field(default=None, max_length=10)
     phone: str | None = None
-    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    region_id: Id | None = None
     photo_url: str | None = Field(default=None, max_length=500)
     bio: str | None = Field(default=None, max_length=2000)
     term: str | None = Field(default=None, max_length=50)
     is_active: bool | None = None
-    station_ids: list[StationId] | None = Field(default=None, max_length=50)
+    station_ids: list[Id] | None = Field(default=None, max_length=50)
 
     @model_validator(mode="after")
     def _required_not_null(self) -> DeputyUpdate:

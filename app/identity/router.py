@@ -13,7 +13,7 @@ from app.core.deps import AdminPrincipal, CurrentPrincipal, SettingsDep
 from app.core.errors import NotFound
 from app.core.pagination import Page, PageDep
 from app.core.security import Role
-from app.core.types import MAX_ID
+from app.core.types import Id
 from app.identity import service
 from app.identity.deps import CurrentUser, DatabaseDep, TargetUser, development_only
 from app.identity.errors import (
@@ -260,8 +260,8 @@ async def list_users(
     session: SessionDep,
     page: PageDep,
     role: Role | None = None,
-    region_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    region_id: Annotated[Id | None, Query()] = None,
+    unit_id: Annotated[Id | None, Query()] = None,
     is_active: bool | None = None,
     q: Annotated[
         str | None, Query(max_length=64, description="Part of the username or nickname")

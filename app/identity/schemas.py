@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, 
 from app.core.clock import utcnow
 from app.core.masking import mask_phone
 from app.core.security import Role
+from app.core.types import Id
 from app.identity.models import Deputy, User
 
 PASSWORD_MIN_LENGTH = 8
@@ -251,8 +252,8 @@ class UserCreate(BaseModel):
     username: str = Field(pattern=USERNAME_PATTERN, description="3–64 letters, digits, _.@-")
     password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
     role: PasswordRole
-    region_id: int | None = Field(default=None, ge=1, description="Required for staff")
-    unit_id: int | None = Field(default=None, ge=1, description="Required for unit handlers")
+    region_id: Id | None = Field(default=None, description="Required for staff")
+    unit_id: Id | None = Field(default=None, description="Required for unit handlers")
     nickname: str | None = Field(default=None, max_length=64)
 
     _strip_nickname = field_validator("nickname")(lambda v: _strip(v))
@@ -277,8 +278,8 @@ class UserUpdate(BaseModel):
     )
     is_active: bool | None = None
     role: PasswordRole | None = None
-    region_id: int | None = Field(default=None, ge=1)
-    unit_id: int | None = Field(default=None, ge=1)
+    region_id: Id | None = None
+    unit_id: Id | None = None
     nickname: str | None = Field(default=None, max_length=64)
     unlock: bool | None = Field(default=None, description="true clears a login lockout")
 

@@ -11,6 +11,7 @@ from app.core.deps import CurrentPrincipal, SettingsDep, StaffPrincipal
 from app.core.errors import problem_responses
 from app.core.masking import mask_name
 from app.core.pagination import Page, PageDep
+from app.core.types import Id
 from app.identity.models import User
 from app.notify import service
 from app.notify.models import InboxMessage, Notification, NotificationStatus
@@ -94,7 +95,7 @@ async def my_subscriptions(
 
 
 async def _own_message(
-    message_id: Annotated[int, Path(ge=1)], principal: CurrentPrincipal, session: SessionDep
+    message_id: Annotated[Id, Path()], principal: CurrentPrincipal, session: SessionDep
 ) -> InboxMessage:
     return await service.own_message_or_404(session, principal.user_id, message_id)
 
@@ -176,7 +177,7 @@ async def list_notifications(
     page: PageDep,
     status: Annotated[NotificationStatus | None, Query(description="Only this status")] = None,
     event: Annotated[str | None, Query(max_length=50, examples=["case.fed_back"])] = None,
-    recipient_id: Annotated[int | None, Query(ge=1)] = None,
+    recipient_id: Annotated[Id | None, Query()] = None,
 ) -> Page[NotificationPublic]:
     """Staff see the rows of recipients in their region subtree (residents without a region:
     staff of a top-level region); admins see all. Names are masked; no openid, no params."""
@@ -193,7 +194,7 @@ async def list_notifications(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def retry_notification(
-    notification_id: Annotated[int, Path(ge=1)],
+    notification_id: Annotated[Id, Path()],
     principal: StaffPrincipal,
     session: SessionDep,
 ) -> NotificationPublic:

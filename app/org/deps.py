@@ -9,23 +9,19 @@ from fastapi import Depends, Header, Path
 from app.core.db import SessionDep
 from app.core.deps import StaffPrincipal
 from app.core.errors import NotFound, ValidationFailed
+from app.core.types import MAX_ID, Id
 from app.org import service
 from app.org.models import Region, Station
-from app.org.schemas import MAX_ID
 
 
-async def region_or_404(
-    session: SessionDep, region_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Region:
+async def region_or_404(session: SessionDep, region_id: Annotated[Id, Path()]) -> Region:
     region = await service.get_region(session, region_id)
     if region is None:
         raise NotFound("区域不存在")
     return region
 
 
-async def station_or_404(
-    session: SessionDep, station_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Station:
+async def station_or_404(session: SessionDep, station_id: Annotated[Id, Path()]) -> Station:
     station = await service.get_station(session, station_id)
     if station is None:
         raise NotFound("联络站不存在")

@@ -10,6 +10,7 @@ from app.core.db import SessionDep
 from app.core.deps import AdminPrincipal, OptionalPrincipal, SettingsDep, StaffPrincipal
 from app.core.errors import ValidationFailed, problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.types import Id
 from app.org import service
 from app.org.deps import (
     IfMatch,
@@ -21,8 +22,6 @@ from app.org.deps import (
 )
 from app.org.models import Region, RegionLevel, Station, StationKind
 from app.org.schemas import (
-    MAX_ID,
-    NO_NUL,
     RegionCreate,
     RegionList,
     RegionNode,
@@ -58,12 +57,8 @@ def _region_public(region: Region) -> RegionPublic:
 @router.get("/regions", response_model=RegionList, summary="List regions (flat, tree order)")
 async def list_regions(
     session: SessionDep,
-    parent_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Only direct children")
-    ] = None,
-    root_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="This region and everything below it")
-    ] = None,
+    parent_id: Annotated[Id | None, Query(description="Only direct children")] = None,
+    root_id: Annotated[Id | None, Query(description="This region and everything below it")] = None,
     level: RegionLevel | None = None,
 ) -> RegionList:
     """The region tree (district → street/town → community/village) as a flat list in tree
@@ -77,9 +72,7 @@ async def list_regions(
 @router.get("/regions/tree", response_model=list[RegionNode], summary="The region tree, nested")
 async def region_tree(
     session: SessionDep,
-    root_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Start from this region")
-    ] = None,
+    root_id: Annotated[Id | None, Query(description="Start from this region")] = None,
 ) -> list[RegionNode]:
     """The same regions nested (`children`), for a cascading picker. Public."""
     regions = await service.list_regions(session, root_id=root_id)
@@ -148,12 +141,8 @@ async def list_stations(
     page: PageDep,
     principal: OptionalPrincipal,
     kind: StationKind | None = None,
-    region_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Region and its subtree")
-    ] = None,
-    q: Annotated[
-        str | None, Query(max_length=50, pattern=NO_NUL, description="In name or address")
-    ] = None,
+    region_id: Annotated[Id | None, Query(description="Region and its subtree")] = None,
+    q: Annotated[str | None, Query(max_length=50, description="In name or address")] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90, description="Caller's latitude")] = None,
     lng: Annotated[float | None, Query(ge=-180, le=180, description="Caller's longitude")] = None,
     radius_m: Annotated[
@@ -278,8 +267,8 @@ async def list_units(
     session: SessionDep,
     principal: StaffPrincipal,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=50, pattern=NO_NUL)] = None,
-    region_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    q: Annotated[str | None, Query(max_length=50)] = None,
+    region_id: Annotated[Id | None, Query()] = None,
     include_inactive: bool = False,
 ) -> Page[UnitPublic]:
     """Staff: the units (承办单位) they can hand cases to: those of their subtree, of the

@@ -7,14 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.types import MAX_ID
+from app.core.types import Id, Version
 from app.identity.models import DeputyLevel
 from app.org.models import QrMode, RegionLevel, StationKind, UnitKind
 from app.presence.schemas import DutySlotPublic
 
 # Ids and versions are 32-bit integers in PostgreSQL: larger values are refused as input.
-# Query text PostgreSQL can hold (no NUL characters).
-NO_NUL = r"^[^\x00]*$"
 RADIUS_MIN_M = 20
 RADIUS_MAX_M = 5000
 
@@ -29,18 +27,6 @@ def _strip(value: str | None) -> str | None:
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        return reject_nul(value)
-
-
-def reject_nul(value: object) -> object:
-    """Refuse NUL characters, which PostgreSQL text cannot hold."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
 
 # Regions ------------------------------------------------------------------------------------
 
@@ -52,7 +38,7 @@ class RegionCreate(_Body):
 
     name: str = Field(min_length=1, max_length=100)
     level: RegionLevel
-    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    parent_id: Id | None = None
 
 
 class RegionUpdate(_Body):
@@ -64,7 +50,7 @@ class RegionUpdate(_Body):
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     level: RegionLevel | None = None
-    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    parent_id: Id | None = None
 
 
 class RegionPublic(BaseModel):
@@ -165,7 +151,7 @@ class StationCreate(_StationFields):
 
     kind: StationKind
     name: str = Field(min_length=1, max_length=100)
-    region_id: int = Field(ge=1, le=MAX_ID)
+    region_id: Id
     address: str | None = Field(default=None, max_length=255)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -191,10 +177,10 @@ class StationUpdate(_StationFields):
         json_schema_extra={"examples": [{"version": 3, "radius_m": 500, "opening_hours": "每天"}]}
     )
 
-    version: int | None = Field(default=None, ge=1, le=MAX_ID)
+    version: Version | None = None
     kind: StationKind | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    region_id: Id | None = None
     address: str | None = Field(default=None, max_length=255)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -326,7 +312,7 @@ class UnitCreate(_Body):
 
     name: str = Field(min_length=1, max_length=100)
     kind: UnitKind = UnitKind.government
-    region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    region_id: Id | None = None
     contact_name: str | None = Field(default=None, max_length=50)
     contact_phone: str | None = Field(default=None, max_length=30, pattern=r"^[0-9+\- ]{5,30}$")
 

@@ -12,15 +12,13 @@ from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, DeputyPrincipal, StaffPrincipal, _bearer
 from app.core.errors import Forbidden, NotFound, Unauthenticated
 from app.core.security import Principal, Role, decode_access_token
+from app.core.types import Id
 from app.org.models import Region, Station
 from app.presence import service
 from app.presence.models import CheckIn, Reception
-from app.presence.schemas import MAX_ID
 
 
-async def station_or_404(
-    session: SessionDep, station_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> Station:
+async def station_or_404(session: SessionDep, station_id: Annotated[Id, Path()]) -> Station:
     station = await session.get(Station, station_id)
     if station is None:
         raise NotFound("站点不存在")
@@ -30,7 +28,7 @@ async def station_or_404(
 async def staff_station(
     session: SessionDep,
     principal: StaffPrincipal,
-    station_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    station_id: Annotated[Id, Path()],
 ) -> Station:
     """A station in the calling staff member's region subtree."""
     station, path = await service.station_with_path(session, station_id)
@@ -41,7 +39,7 @@ async def staff_station(
 
 
 async def staff_region(
-    session: SessionDep, principal: StaffPrincipal, region_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    session: SessionDep, principal: StaffPrincipal, region_id: Annotated[Id, Path()]
 ) -> Region:
     region = await session.get(Region, region_id)
     if region is None:
@@ -55,7 +53,7 @@ async def staff_region(
 async def own_checkin(
     session: SessionDep,
     principal: DeputyPrincipal,
-    checkin_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    checkin_id: Annotated[Id, Path()],
 ) -> CheckIn:
     checkin = await service.get_checkin(session, checkin_id)
     if checkin.deputy_id != principal.deputy_id:
@@ -66,7 +64,7 @@ async def own_checkin(
 async def visible_reception(
     session: SessionDep,
     principal: CurrentPrincipal,
-    reception_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    reception_id: Annotated[Id, Path()],
 ) -> Reception:
     return await service.reception_visible(session, principal, reception_id)
 

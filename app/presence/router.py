@@ -23,6 +23,7 @@ from app.core.errors import (
 )
 from app.core.pagination import Page, PageDep
 from app.core.security import Principal
+from app.core.types import Id
 from app.org.models import QrMode, Region, Station
 from app.presence import service, station_codes
 from app.presence.deps import (
@@ -36,7 +37,6 @@ from app.presence.deps import (
 from app.presence.scene import verify_screen_key
 from app.presence.schemas import (
     MAX_DATE,
-    MAX_ID,
     MAX_ROSTER_DAYS,
     MIN_DATE,
     CheckInCreate,
@@ -153,8 +153,8 @@ async def list_checkins(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    deputy_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    deputy_id: Annotated[Id | None, Query()] = None,
+    station_id: Annotated[Id | None, Query()] = None,
     date_from: Annotated[
         date | None, Query(alias="from", description="Local date, inclusive")
     ] = None,
@@ -252,8 +252,8 @@ async def list_receptions(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    deputy_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    deputy_id: Annotated[Id | None, Query()] = None,
+    station_id: Annotated[Id | None, Query()] = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
 ) -> Page[ReceptionPublic]:
@@ -310,7 +310,7 @@ def _code_answer(code: StationQrCode, png: bytes | None, *, no_store: bool) -> R
     responses={**PNG_RESPONSE, **problem_responses(401, 403, 404, 409, 429, 502, 503)},
 )
 async def station_qrcode(
-    station_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    station_id: Annotated[Id, Path()],
     principal: StaffPrincipal,
     db: DbDep,
     settings: SettingsDep,
@@ -343,7 +343,7 @@ async def station_qrcode(
     responses={**PNG_RESPONSE, **problem_responses(403, 404, 409, 429, 502, 503)},
 )
 async def station_rotating_qrcode(
-    station_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    station_id: Annotated[Id, Path()],
     key: Annotated[str, Query(min_length=1, max_length=64, description="The station's screen key")],
     db: DbDep,
     settings: SettingsDep,
@@ -382,7 +382,7 @@ async def station_rotating_qrcode(
     },
 )
 async def region_station_qrcodes(
-    region_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    region_id: Annotated[Id, Path()],
     principal: StaffPrincipal,
     db: DbDep,
     settings: SettingsDep,

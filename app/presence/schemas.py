@@ -9,13 +9,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.types import MAX_ID
+from app.core.types import Id
 from app.identity.models import DeputyLevel
 from app.presence.models import CloseReason
 
 MAX_ROSTER_DAYS = 92
 # Ids are 32-bit integers in the database.
-DeputyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 # Dates the service reasons about (local dates in Asia/Shanghai).
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2199, 12, 31)
 BusinessDate = Annotated[date, Field(ge=MIN_DATE, le=MAX_DATE)]
@@ -149,7 +148,7 @@ class DutySlotIn(_Body):
     date: BusinessDate = Field(description="Local date in Asia/Shanghai")
     start_time: time = Field(description="Local time in Asia/Shanghai, e.g. 09:00")
     end_time: time = Field(description="Local time, after start_time on the same day")
-    deputy_ids: list[DeputyId] = Field(default_factory=list, max_length=50)
+    deputy_ids: list[Id] = Field(default_factory=list, max_length=50)
     note: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
@@ -300,12 +299,8 @@ class ReceptionCreate(_Body):
     resident_phone: str | None = Field(
         default=None, max_length=20, pattern=r"^\+?[0-9][0-9-]{4,19}$"
     )
-    station_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Staff only (required)"
-    )
-    deputy_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Staff only (optional)"
-    )
+    station_id: Id | None = Field(default=None, description="Staff only (required)")
+    deputy_id: Id | None = Field(default=None, description="Staff only (optional)")
 
     @field_validator("resident_name")
     @classmethod

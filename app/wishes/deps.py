@@ -10,11 +10,11 @@ from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, DeputyPrincipal, OptionalPrincipal
 from app.core.errors import NotFound
 from app.core.security import Principal
+from app.core.types import Id
 from app.wishes import service
-from app.wishes.schemas import MAX_ID
 from app.wishes.service import WishContext
 
-WishId = Annotated[int, Path(ge=1, le=MAX_ID, description="The wish's id")]
+WishId = Annotated[Id, Path(description="The wish's id")]
 
 
 class WishNotFound(NotFound):

@@ -16,12 +16,12 @@ from app.core.deps import (
 )
 from app.core.errors import Forbidden, Unauthenticated, problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.types import Id
 from app.wechat.deps import WeChatDep
 from app.wishes import service
 from app.wishes.deps import ActionableWish, ClaimableWish, ViewableWish
 from app.wishes.models import WishStatus
 from app.wishes.schemas import (
-    MAX_ID,
     WishConfirm,
     WishCreate,
     WishDetail,
@@ -83,10 +83,8 @@ async def list_wishes(
     mine: Annotated[
         bool, Query(description="Own wishes (resident) or own claims (deputy), any status")
     ] = False,
-    station_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    region_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="This region and below")
-    ] = None,
+    station_id: Annotated[Id | None, Query()] = None,
+    region_id: Annotated[Id | None, Query(description="This region and below")] = None,
     status: Annotated[
         WishStatus | None, Query(description="Staff, or with mine=true; the wall is published")
     ] = None,

@@ -8,13 +8,12 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.attachments.schemas import AttachmentPublic
-from app.core.types import MAX_ID
+from app.core.types import Id
 from app.wishes.models import ContentCheck, WishStatus
 
 MAX_PHOTOS = 9
 
 # A row id: positive and within a 32-bit INTEGER, so no database is asked about 10**30.
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _strip(value: str | None) -> str | None:
@@ -73,13 +72,9 @@ class WishCreate(BaseModel):
     title: str = Field(min_length=2, max_length=50, description="What is wished for")
     content: str = Field(min_length=5, max_length=1000, description="Why")
     beneficiary: BeneficiaryIn
-    station_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Station that takes it on"
-    )
-    region_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Community, when no station is named"
-    )
-    attachment_ids: list[RowId] = Field(
+    station_id: Id | None = Field(default=None, description="Station that takes it on")
+    region_id: Id | None = Field(default=None, description="Community, when no station is named")
+    attachment_ids: list[Id] = Field(
         default_factory=list, max_length=MAX_PHOTOS, description="Own uploads from /attachments"
     )
 
@@ -134,7 +129,7 @@ class WishFulfil(BaseModel):
     )
 
     note: str = Field(min_length=2, max_length=1000)
-    attachment_ids: list[RowId] = Field(default_factory=list, max_length=MAX_PHOTOS)
+    attachment_ids: list[Id] = Field(default_factory=list, max_length=MAX_PHOTOS)
 
 
 class WishConfirm(BaseModel):
