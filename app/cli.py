@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
 
     args = parser.parse_args(argv)
-    configure_logging(get_settings().log_level)
+    configure_logging(get_settings().log_level, get_settings().effective_log_format)
     job: Callable[[], Awaitable[str]]
     if args.command == "create-admin":
         password = args.password or getpass.getpass("password: ")

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "production"] = "development"
     log_level: str = "INFO"
+    # `text`: one line per record; `json`: one JSON object per line. Unset: json in
+    # production, text otherwise.
+    log_format: Literal["text", "json"] | None = None
 
     # Database. SQLite is the embedded default; PostgreSQL is production.
     database_url: str = f"sqlite+aiosqlite:///./{DEFAULT_DATA_DIR}/app.db"
@@ -140,6 +143,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def effective_log_format(self) -> Literal["text", "json"]:
+        if self.log_format is None:
+            return "json" if self.is_production else "text"
+        return self.log_format
 
     @property
     def is_sqlite(self) -> bool:

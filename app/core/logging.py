@@ -1,4 +1,14 @@
-"""Logging with the request id on every line.
+"""Logging with the request id on every line, in one of two formats.
+
+- `text` (development): `time LEVEL [request id] logger: message`, one line per record.
+- `json` (production, `LOG_FORMAT=json`): one JSON object per line with `time`, `level`,
+  `logger`, `request_id`, `message` and the record's extra fields (`method`, `path`,
+  `status`, `duration_ms` on access lines); a traceback goes into `exc_info`.
+
+No value from a request can start a new log line or forge one: the formatters, not each
+call, escape control and line-separator characters in every message (`\n` is written
+`\\n`); a traceback's own lines are kept in text (indented with `| `, so none of them can
+pass for a record) and inside the one JSON object in json.
 
 Personal data never goes into logs: access lines carry the method, the path (no query
 string) and the status, nothing from bodies or headers.
@@ -6,11 +16,15 @@ string) and the status, nothing from bodies or headers.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sys
 import time
 import uuid
 from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +36,27 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
 
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the invisible
+# format characters that reorder or hide text (bidi overrides, zero-width spaces, BOM).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "taskName",
+}
+
+
+def escape_control(text: str) -> str:
+    """`text` with every control or line-breaking character written as an escape."""
+    return _UNSAFE.sub(
+        lambda m: _ESCAPES.get(m.group(), m.group().encode("unicode_escape").decode("ascii")),
+        text,
+    )
+
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -29,17 +64,74 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
+class TextFormatter(logging.Formatter):
+    """One line per record; a traceback follows on lines that start with `  | `."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape_control(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        # Formatted here rather than taken from `record.exc_text`, which another handler's
+        # formatter may have filled without the guard.
+        if record.exc_info:
+            text += "\n" + _continuation(self.formatException(record.exc_info))
+        elif record.exc_text:
+            text += "\n" + _continuation(record.exc_text)
+        if record.stack_info:
+            text += "\n" + _continuation(self.formatStack(record.stack_info))
+        return text
+
+
+def _continuation(text: str) -> str:
+    return "\n".join("  | " + escape_control(line) for line in text.splitlines())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": escape_control(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRIBUTES and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        # json.dumps escapes C0 controls only; the rest of the unsafe set is escaped here
+        # (inside JSON strings, `\\uXXXX` is the same character to a reader).
+        return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+
+
+def configure_logging(
+    level: str, log_format: Literal["text", "json"] = "text", stream: TextIO | None = None
+) -> logging.Handler:
+    """Send every record (ours, uvicorn's, the libraries') through one handler on the root
+    logger, in `log_format`, to `stream` (standard error by default). Returns the handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    # uvicorn installs handlers of its own, in its own format: its records come here instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers = []
+        uvicorn_logger.propagate = True
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler
 
 
 class RequestContextMiddleware:
@@ -79,11 +171,18 @@ class RequestContextMiddleware:
                 )
                 await response(scope, receive, send_with_id)
         finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_logger.info(
                 "%s %s %s %.1fms",
                 scope["method"],
                 scope["path"],
                 status_holder["status"],
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status_holder["status"],
+                    "duration_ms": duration_ms,
+                },
             )
             request_id_var.reset(token)
