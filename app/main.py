@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from app.api_docs import install_api_docs
 from app.attachments.router import router as attachments_router
 from app.cases.router import router as cases_router
 from app.core.config import Settings, get_settings
@@ -74,12 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by app.api_docs, from the service's own assets and per DOCS_ACCESS.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         responses=problem_responses(422, 500),
         # Before every operation: no NUL character in any string of the request.
         dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_api_docs(app, settings)
     app.add_middleware(RequestContextMiddleware)
 
     for router in (

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # `text`: one line per record; `json`: one JSON object per line. Unset: json in
     # production, text otherwise.
     log_format: Literal["text", "json"] | None = None
+    # Who sees /docs, /redoc and /openapi.json: `public`, `staff` (staff and admin logins
+    # through HTTP Basic) or `off` (404). Unset: public, except off in production.
+    docs_access: Literal["public", "staff", "off"] | None = None
 
     # Database. SQLite is the embedded default; PostgreSQL is production.
     database_url: str = f"sqlite+aiosqlite:///./{DEFAULT_DATA_DIR}/app.db"
@@ -149,6 +152,12 @@ class Settings(BaseSettings):
         if self.log_format is None:
             return "json" if self.is_production else "text"
         return self.log_format
+
+    @property
+    def effective_docs_access(self) -> Literal["public", "staff", "off"]:
+        if self.docs_access is None:
+            return "off" if self.is_production else "public"
+        return self.docs_access
 
     @property
     def is_sqlite(self) -> bool:

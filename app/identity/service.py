@@ -322,12 +322,17 @@ async def dev_login(
 # Password logins.
 
 
-async def password_login(
-    db: Database, settings: Settings, username: str, password: str
-) -> TokenResponse:
-    """Staff, unit handlers and admins. `login_max_failures` wrong passwords in a row lock the
-    account for `login_lock_minutes`; an unknown username answers exactly like a wrong
-    password (and takes as long)."""
+async def check_password(
+    db: Database,
+    settings: Settings,
+    username: str,
+    password: str,
+    roles: frozenset[Role] = PASSWORD_ROLES,
+) -> User:
+    """The active account of one of `roles` with this username and password, else
+    `InvalidCredentials` (unknown usernames answer exactly like wrong passwords, and take as
+    long), `AccountLocked` or `AccountDisabled`. A wrong password counts towards the lock:
+    `login_max_failures` in a row lock the account for `login_lock_minutes`."""
     async with db.transaction(write=False) as session:
         user = (
             (await session.execute(select(User).where(col(User.username) == username)))
@@ -335,7 +340,7 @@ async def password_login(
             .first()
         )
     now = utcnow()
-    if user is None or user.password_hash is None or Role(user.role) not in PASSWORD_ROLES:
+    if user is None or user.password_hash is None or Role(user.role) not in roles:
         await verify_password(password, None)
         raise InvalidCredentials()
     if user.locked_until is not None and user.locked_until > now:
@@ -344,6 +349,15 @@ async def password_login(
         await _count_failure(db, settings, user.id)
     if not user.is_active:
         raise AccountDisabled()
+    return user
+
+
+async def password_login(
+    db: Database, settings: Settings, username: str, password: str
+) -> TokenResponse:
+    """Staff, unit handlers and admins (see `check_password`)."""
+    user = await check_password(db, settings, username, password)
+    now = utcnow()
     async with db.transaction() as session:
         # Succeeds only while the account is not locked: a lock set by failures racing this
         # login wins.
