@@ -47,6 +47,7 @@ _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None)._
     "asctime",
     "request_id",
     "taskName",
+    "color_message",  # uvicorn's coloured copy of the message
 }
 
 

@@ -611,7 +611,10 @@ class FakeWeChatServer:
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             create_fake_app(self.fake),
-            log_level="warning",
+            # The process's logging stays as the service set it up (one handler, one
+            # format, its levels): uvicorn neither reconfigures nor re-levels it.
+            log_config=None,
+            log_level=None,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
