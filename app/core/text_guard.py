@@ -25,7 +25,8 @@ NUL = "\x00"
 MESSAGE = "must not contain NUL characters"
 ERROR_TYPE = "string_nul_character"
 
-# A JSON body can hold a NUL only as this escape (a raw NUL byte is not valid JSON).
+# A UTF-8 JSON body can hold a NUL only as this escape (a raw NUL is not valid JSON); a body
+# in UTF-16 or UTF-32, which FastAPI reads too, is full of NUL bytes and is always parsed.
 _JSON_NUL = b"\\u0000"
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -65,7 +66,7 @@ async def _in_body(request: Request) -> Iterator[tuple[str | int, ...]]:
         return iter(found)
     if content_type == "application/json" or content_type.endswith("+json"):
         body = await request.body()
-        if _JSON_NUL not in body:
+        if _JSON_NUL not in body and b"\x00" not in body:
             return iter(())
         try:
             document = json.loads(body)

@@ -9,6 +9,7 @@ field.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -362,6 +363,20 @@ async def test_nul_in_nested_text_names_the_nested_field(
     }
     answer = await client.post("/wishes", json=wish, headers=resident.headers)
     _nul_refused(answer, "body.beneficiary.name")
+
+
+async def test_nul_in_a_json_body_in_utf16_is_found_too(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    resident = await factory.resident(nickname="老张")
+    for encoding in ("utf-16", "utf-32"):
+        answer = await client.patch(
+            "/me",
+            content=json.dumps({"nickname": "老\x00张"}).encode(encoding),
+            headers={**resident.headers, "Content-Type": "application/json"},
+        )
+        _nul_refused(answer, "body.nickname")
+    assert (await client.get("/me", headers=resident.headers)).json()["nickname"] == "老张"
 
 
 async def test_nul_in_searches_filters_paths_headers_and_file_names(
