@@ -58,6 +58,8 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     username, colon, password = decoded.partition(":")
+    # Decoded here, so the request-wide NUL guard (which sees only the base64) cannot: a
+    # NUL would fail the username lookup on PostgreSQL.
     if not colon or not username or "\x00" in decoded:
         return None
     return username, password

@@ -129,6 +129,7 @@ async def test_staff_docs_ask_for_a_staff_or_admin_login(db: Database, factory: 
             lambda: _basic(staff.user.username or "", "wrong-password"),
             lambda: _basic(handler.user.username or "", password),  # wrong role
             lambda: _basic("nobody", password),
+            lambda: _basic(f"{staff.user.username}\x00", password),
             lambda: {"Authorization": "Basic not-base64!"},
             lambda: resident.headers,  # a bearer token is not a docs login
             lambda: _basic(staff.user.username or "", ""),
