@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_DATA_DIR / "media"
     max_upload_bytes: int = 10 * 1024 * 1024
 
+    # Bounds on the files the service parses.
+    # An XLSX roster may inflate to at most this many bytes (all its ZIP members together).
+    deputy_import_max_inflated_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+
     # Organisation: station search, deputy roster import, deputy binding codes.
     station_search_radius_m: int = Field(default=50_000, ge=100, le=500_000)
     deputy_import_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
@@ -98,8 +102,9 @@ class Settings(BaseSettings):
     wish_max_attachments: int = Field(default=9, ge=0, le=30)
     # msgSecCheck v2 scene for wish texts: 3 = 论坛 (a post shown publicly on the wall).
     wish_sec_check_scene: int = Field(default=3, ge=1, le=4)
-    # Uploaded images larger than this many pixels are refused (decompression bombs).
-    max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000)
+    # Uploaded images larger than this many pixels are refused (decompression bombs); at most
+    # Pillow's own bound, above which it refuses an image before we can.
+    max_upload_pixels: int = Field(default=40_000_000, ge=1_000_000, le=89_478_485)
     # Uploads never linked to a wish or case are deleted after this many hours (sweep).
     attachment_unlinked_ttl_hours: int = Field(default=48, ge=1, le=24 * 90)
 

@@ -211,6 +211,7 @@ async def import_deputies(
         filename=file.filename,
         data=data,
         max_rows=settings.deputy_import_max_rows,
+        max_inflated_bytes=settings.deputy_import_max_inflated_bytes,
         strict=strict,
         dry_run=dry_run,
     )

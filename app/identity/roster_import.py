@@ -12,10 +12,16 @@ A row with a phone number that is already on the roster updates that deputy (non
 overwrite, empty cells keep the current value); any other row creates a deputy. Columns, in
 Chinese or English: 姓名/name and 层级/level are required; 职务/title, 手机/phone,
 联络站/station (several separated by 、 or ;), 届次/term, 区域/region are optional.
+
+The file is hostile until read: parsing runs in a worker thread (`read_table_off_loop`), an
+XLSX's ZIP directory is checked before openpyxl opens it (total and per-member inflated size,
+compression ratio), and reading stops at the row bound, so a small file that inflates to
+gigabytes is refused in milliseconds instead of holding the event loop and the memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -54,6 +60,31 @@ class InvalidImportFile(ValidationFailed):
 
 class ImportFileTooLarge(AppError):
     status, code, detail = 413, "payload_too_large", "名册文件过大"
+
+
+class ImportContentTooLarge(AppError):
+    """An XLSX whose parts inflate beyond the bound, or compress suspiciously well (a ZIP
+    bomb): refused from the ZIP directory, before anything is decompressed."""
+
+    status, code, detail = (
+        413,
+        "import_content_too_large",
+        "名册文件解压后过大，请删除多余内容后重试",
+    )
+
+
+class ImportTooManyRows(ValidationFailed):
+    code, detail = "import_too_many_rows", "名册行数超过上限"
+
+
+# Bounds on what a roster may hold; the inflated-size bound is a setting
+# (DEPUTY_IMPORT_MAX_INFLATED_BYTES), the row bound too (DEPUTY_IMPORT_MAX_ROWS).
+MAX_COLUMNS = 64  # columns read per row; the roster knows 7, others are ignored anyway
+MAX_CELL_CHARS = 1000  # longer cells make the file invalid (the longest field holds 100)
+# A member may inflate at most this many times its compressed size once it is larger than
+# RATIO_FLOOR_BYTES. Real sheets compress 5-20x; deflate's ceiling (~1000x) is a bomb's mark.
+MAX_COMPRESSION_RATIO = 100
+RATIO_FLOOR_BYTES = 1024 * 1024
 
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -121,9 +152,47 @@ class Table:
     rows: list[tuple[int, list[str]]]  # (row number in the file, cells)
 
 
-def _read_xlsx(data: bytes) -> list[tuple[int, list[str]]]:
+def check_zip_bounds(data: bytes, *, max_inflated_bytes: int) -> None:
+    """Refuse an XLSX whose ZIP directory declares more than `max_inflated_bytes` in total,
+    or a member above that, or a large member compressed more than MAX_COMPRESSION_RATIO.
+
+    The declared sizes are binding: Python's zipfile (which openpyxl reads through) never
+    inflates a member past its declared size and fails the CRC check if the data goes on, so
+    a directory that lies gets the file refused as corrupt, not read further.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidImportFile("XLSX 文件已损坏或无法读取") from exc
+    total = 0
+    for member in members:
+        total += member.file_size
+        compressed = max(member.compress_size, 1)
+        bomb = (
+            member.file_size > RATIO_FLOOR_BYTES
+            and member.file_size / compressed > MAX_COMPRESSION_RATIO
+        )
+        if total > max_inflated_bytes or bomb:
+            raise ImportContentTooLarge(max_inflated_bytes=max_inflated_bytes)
+
+
+def _check_cell(text: str) -> str:
+    if len(text) > MAX_CELL_CHARS:
+        raise InvalidImportFile(f"名册中有单元格超过 {MAX_CELL_CHARS} 字")
+    return text
+
+
+def _too_many_rows(max_rows: int) -> ImportTooManyRows:
+    return ImportTooManyRows(f"名册一次最多导入 {max_rows} 行", max_rows=max_rows)
+
+
+def _read_xlsx(
+    data: bytes, *, max_rows: int, max_inflated_bytes: int
+) -> list[tuple[int, list[str]]]:
     from openpyxl import load_workbook
 
+    check_zip_bounds(data, max_inflated_bytes=max_inflated_bytes)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
@@ -132,9 +201,17 @@ def _read_xlsx(data: bytes) -> list[tuple[int, list[str]]]:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None:
             return []
-        out = []
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            out.append((number, [_cell_text(v) for v in row]))
+        out: list[tuple[int, list[str]]] = []
+        try:
+            rows = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
+            for number, row in enumerate(rows, start=1):
+                cells = [_check_cell(_cell_text(v)) for v in row]
+                if any(cells):
+                    if len(out) > max_rows:  # the header row and max_rows rows already read
+                        raise _too_many_rows(max_rows)
+                    out.append((number, cells))
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            raise InvalidImportFile("XLSX 文件已损坏或无法读取") from exc
         return out
     finally:
         workbook.close()
@@ -151,7 +228,7 @@ def _decode_csv(data: bytes) -> str:
     raise InvalidImportFile("CSV 文件编码无法识别，请保存为 UTF-8")
 
 
-def _read_csv(data: bytes) -> list[tuple[int, list[str]]]:
+def _read_csv(data: bytes, *, max_rows: int) -> list[tuple[int, list[str]]]:
     text = _decode_csv(data)
     sample = text[:4096]
     try:
@@ -159,10 +236,14 @@ def _read_csv(data: bytes) -> list[tuple[int, list[str]]]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
-    out = []
+    out: list[tuple[int, list[str]]] = []
     try:
         for cells in reader:
-            out.append((reader.line_num, [_cell_text(c) for c in cells]))
+            row = [_check_cell(_cell_text(c)) for c in cells[:MAX_COLUMNS]]
+            if any(row):
+                if len(out) > max_rows:  # the header row and max_rows rows already read
+                    raise _too_many_rows(max_rows)
+                out.append((reader.line_num, row))
     except csv.Error as exc:
         raise InvalidImportFile("CSV 文件格式有误") from exc
     return out
@@ -182,12 +263,17 @@ def file_kind(filename: str | None, data: bytes) -> str:
     raise UnsupportedImportFile()
 
 
-def read_table(filename: str | None, data: bytes, *, max_rows: int) -> Table:
+def read_table(
+    filename: str | None, data: bytes, *, max_rows: int, max_inflated_bytes: int
+) -> Table:
     """The header and data rows of the file; refuses the whole file when it is not a CSV or
-    XLSX, lacks a required column or holds more than `max_rows` rows."""
+    XLSX, inflates beyond `max_inflated_bytes`, lacks a required column or holds more than
+    `max_rows` rows. Blocking and CPU-bound: call `read_table_off_loop` from async code."""
     kind = file_kind(filename, data)
-    raw = _read_xlsx(data) if kind == "xlsx" else _read_csv(data)
-    non_blank = [(n, cells) for n, cells in raw if any(cells)]
+    if kind == "xlsx":
+        non_blank = _read_xlsx(data, max_rows=max_rows, max_inflated_bytes=max_inflated_bytes)
+    else:
+        non_blank = _read_csv(data, max_rows=max_rows)
     if not non_blank:
         raise InvalidImportFile("名册文件是空的")
     header_row, header = non_blank[0]
@@ -207,8 +293,18 @@ def read_table(filename: str | None, data: bytes, *, max_rows: int) -> Table:
     if not rows:
         raise InvalidImportFile("名册文件中没有数据行")
     if len(rows) > max_rows:
-        raise InvalidImportFile(f"名册一次最多导入 {max_rows} 行")
+        raise _too_many_rows(max_rows)
     return Table(header_row=header_row, columns=columns, rows=rows)
+
+
+async def read_table_off_loop(
+    filename: str | None, data: bytes, *, max_rows: int, max_inflated_bytes: int
+) -> Table:
+    """`read_table` in a worker thread: the event loop keeps answering other requests while
+    a file is parsed (bounded as above, so the thread cannot run for long either)."""
+    return await asyncio.to_thread(
+        read_table, filename, data, max_rows=max_rows, max_inflated_bytes=max_inflated_bytes
+    )
 
 
 # Checking the rows --------------------------------------------------------------------------
@@ -425,10 +521,13 @@ async def import_roster(
     filename: str | None,
     data: bytes,
     max_rows: int,
+    max_inflated_bytes: int,
     strict: bool = False,
     dry_run: bool = False,
 ) -> ImportReport:
-    table = read_table(filename, data, max_rows=max_rows)
+    table = await read_table_off_loop(
+        filename, data, max_rows=max_rows, max_inflated_bytes=max_inflated_bytes
+    )
     plans = await _plan(session, principal, table)
     any_rejected = any(not p.ok for p in plans)
     apply = not dry_run and not (strict and any_rejected)

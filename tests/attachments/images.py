@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import httpx
 from PIL import Image
@@ -65,3 +67,20 @@ async def upload_id(client: httpx.AsyncClient, actor: Actor, data: bytes | None 
     response = await upload(client, actor, data if data is not None else jpeg_with_gps())
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` × `height` pixels, followed by a few bytes of
+    image data: what a decompression bomb looks like before anyone decodes it."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )

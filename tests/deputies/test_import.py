@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
+import zipfile
 
 import httpx
 from openpyxl import Workbook
 from sqlalchemy import select
 
+from app.core.config import Settings
 from app.identity.models import Deputy, DeputyLevel, DeputyStation
 from tests.factories import District, Factory
 
@@ -307,3 +311,101 @@ async def test_import_refuses_non_staff(client: httpx.AsyncClient, factory: Fact
     for actor in actors:
         assert (await _upload(client, actor.headers, data, "r.csv")).status_code == 403
     assert set(await _roster(factory)) == before
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+def _xlsx_bomb(inflated_mib: int) -> bytes:
+    """A real workbook whose first sheet is replaced by `inflated_mib` MiB of identical rows:
+    a few hundred KB on the wire. Written through zipfile's streaming writer, so the test
+    never holds the inflated sheet."""
+    template = zipfile.ZipFile(io.BytesIO(_xlsx([["姓名", "层级"], ["王芳", "区"]])))
+    row = b'<row><c t="inlineStr"><is><t>x</t></is></c><c t="inlineStr"><is><t>y</t></is></c></row>'
+    chunk = row * (1024 * 1024 // len(row))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+        for member in template.infolist():
+            if member.filename != SHEET:
+                bomb.writestr(member, template.read(member))
+        with bomb.open(SHEET, "w", force_zip64=True) as sheet:
+            sheet.write(
+                b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                b"<sheetData>"
+            )
+            for _ in range(inflated_mib):
+                sheet.write(chunk)
+            sheet.write(b"</sheetData></worksheet>")
+    return out.getvalue()
+
+
+async def test_xlsx_bomb_is_refused_at_once_and_the_service_keeps_answering(
+    client: httpx.AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    d, _ = await _setup(factory)
+    staff = await factory.staff(d.street_a)
+    bomb = _xlsx_bomb(128)
+    assert len(bomb) < settings.deputy_import_max_bytes  # passes the upload size check
+    assert sum(m.file_size for m in zipfile.ZipFile(io.BytesIO(bomb)).infolist()) > 128 << 20
+
+    async def healthz_latency() -> float:
+        # Asked while the import is in flight: the time from asking to the answer.
+        await asyncio.sleep(0.005)
+        started = time.monotonic()
+        answer = await client.get("http://test/healthz")
+        assert answer.status_code == 200
+        return time.monotonic() - started
+
+    started = time.monotonic()
+    response, latency = await asyncio.gather(
+        _upload(client, staff.headers, bomb, "bomb.xlsx", XLSX_TYPE), healthz_latency()
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "import_content_too_large"
+    assert body["max_inflated_bytes"] == settings.deputy_import_max_inflated_bytes
+    # Generous bounds: parsing the sheet would take tens of seconds on the event loop.
+    assert latency < 1.0, latency
+    assert elapsed < 5.0, elapsed
+    assert await _roster(factory) == {}
+
+
+async def test_rows_and_cells_beyond_the_bounds_refuse_the_file(
+    client: httpx.AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    d, _ = await _setup(factory)
+    staff = await factory.staff(d.street_a)
+    limit = settings.deputy_import_max_rows
+    rows = [CSV_HEADER] + [["王芳", "区", "", "", "", "", ""]] * (limit + 1)
+
+    too_many = await _upload(client, staff.headers, _csv(rows), "many.csv")
+    assert too_many.status_code == 422, too_many.text
+    assert too_many.json()["code"] == "import_too_many_rows"
+    assert too_many.json()["max_rows"] == limit
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet()
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    too_many_xlsx = await _upload(client, staff.headers, buffer.getvalue(), "many.xlsx", XLSX_TYPE)
+    assert too_many_xlsx.status_code == 422, too_many_xlsx.text
+    assert too_many_xlsx.json()["code"] == "import_too_many_rows"
+
+    # Exactly the bound is accepted (checked only, nothing applied).
+    at_limit = await _upload(client, staff.headers, _csv(rows[:-1]), "ok.csv", dry_run="true")
+    assert at_limit.status_code == 200, at_limit.text
+
+    long_cell = _csv([CSV_HEADER, ["王" * 1001, "区", "", "", "", "", ""]])
+    refused = await _upload(client, staff.headers, long_cell, "long.csv")
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_import_file"
+
+    # Columns beyond the first 64 are not read, like any column the roster does not know.
+    wide = _csv([[*CSV_HEADER, *["x"] * 100, "姓名"], ["王芳", "区", *[""] * 105, "李明"]])
+    accepted = await _upload(client, staff.headers, wide, "wide.csv")
+    assert accepted.status_code == 200, accepted.text
+    assert set(await _roster(factory)) == {"王芳"}
