@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from app.attachments import service
 from app.attachments.schemas import AttachmentPublic
 from app.core.db import Database, SessionDep, get_db
 from app.core.deps import CurrentPrincipal, OptionalPrincipal, SettingsDep
 from app.core.errors import NotFound, problem_responses
-from app.core.storage import Storage, get_storage
+from app.core.storage import Storage, StorageError, get_storage
 from app.core.types import Id
 
 router = APIRouter(prefix="/attachments", tags=["cases", "wishes"])
@@ -54,6 +55,12 @@ async def upload_attachment(
     return AttachmentPublic.of(attachment)
 
 
+async def _chunks(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
 @router.get(
     "/{attachment_id}",
     response_class=StreamingResponse,
@@ -62,7 +69,19 @@ async def upload_attachment(
             "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
             "description": "The image bytes",
         },
-        **problem_responses(401, 404),
+        302: {
+            "description": "With `S3_DELIVERY=redirect`: the image at a signed URL of the object "
+            "store, valid `S3_URL_TTL_SECONDS`",
+            "headers": {
+                "Location": {
+                    "description": "The signed URL",
+                    "schema": {"type": "string"},
+                    "example": "https://photos.oss-cn-hangzhou.aliyuncs.com/2026/11/"
+                    "3f2a9c.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&…",
+                }
+            },
+        },
+        **problem_responses(401, 404, 503),
     },
     summary="Fetch an image",
 )
@@ -71,20 +90,29 @@ async def get_attachment(
     session: SessionDep,
     principal: OptionalPrincipal,
     storage: StorageDep,
-) -> StreamingResponse:
+) -> Response:
     """The image, to its uploader and to whoever may see the wish or case it belongs to.
 
     Anyone else gets 404 (not 403), so ids reveal nothing. Photos of a published wish are
-    public like the wish itself.
+    public like the wish itself. With the object store in `redirect` mode the answer is a
+    302 to a short-lived signed URL (follow it; do not keep it); otherwise the bytes.
     """
     attachment = await service.get_attachment(session, attachment_id)
     if attachment is None or not await service.can_view(session, principal, attachment):
         raise NotFound("图片不存在或无权查看")
-    if not await storage.exists(attachment.storage_key):
-        raise NotFound("图片文件已丢失")
     private = attachment.owner_type is None
+    signed = await storage.signed_url(attachment.storage_key)
+    if signed is not None:
+        # Never cached: a cached redirect would outlive its signature.
+        return RedirectResponse(signed, status_code=302, headers={"Cache-Control": "no-store"})
+    # The first chunk is read before answering, so a missing file is a 404, not a cut answer.
+    chunks = storage.stream(attachment.storage_key)
+    try:
+        first = await anext(chunks, b"")
+    except StorageError as exc:
+        raise NotFound("图片文件已丢失") from exc
     return StreamingResponse(
-        storage.stream(attachment.storage_key),
+        _chunks(first, chunks),
         media_type=attachment.content_type,
         headers={
             "Content-Length": str(attachment.size),

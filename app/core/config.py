@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "development-only-secret-change-me"
@@ -55,7 +55,24 @@ class Settings(BaseSettings):
     media_dir: Path = DEFAULT_DATA_DIR / "media"
     max_upload_bytes: int = 10 * 1024 * 1024
 
-    # Bounds on the files the service parses.
+    # File storage and the bounds on files the service parses.
+    # `local`: files under MEDIA_DIR (one host). `s3`: an S3-protocol object store (AWS S3,
+    # Aliyun OSS, Tencent COS, MinIO), which every replica shares.
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str = ""  # empty: AWS's own endpoint for S3_REGION
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # empty: the client's default credential chain
+    s3_secret_access_key: SecretStr = SecretStr("")
+    s3_addressing_style: Literal["virtual", "path"] = "virtual"
+    # Objects are stored under this prefix in the bucket ("" or e.g. "liaison/").
+    s3_key_prefix: str = Field(default="", max_length=100, pattern=r"^([A-Za-z0-9._-]+/)*$")
+    # `proxy`: the API streams the photo after the access check. `redirect`: it answers 302 to
+    # a signed URL of the store valid S3_URL_TTL_SECONDS, so bytes bypass the API.
+    s3_delivery: Literal["proxy", "redirect"] = "proxy"
+    # Host the signed URLs name when clients reach the store by another address than the API.
+    s3_public_endpoint_url: str = ""
+    s3_url_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     # An XLSX roster may inflate to at most this many bytes (all its ZIP members together).
     deputy_import_max_inflated_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
 
@@ -177,6 +194,12 @@ class Settings(BaseSettings):
     @property
     def wechat_configured(self) -> bool:
         return bool(self.wechat_appid and self.wechat_secret)
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

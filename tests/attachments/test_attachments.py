@@ -15,6 +15,7 @@ from app.attachments.service import purge_unlinked_uploads
 from app.core.clock import clock, utcnow
 from app.core.config import Settings
 from app.core.db import Database
+from app.core.storage import Storage
 from app.wishes.models import WishStatus
 from tests.attachments.images import GPS_IFD, gif, jpeg_with_gps, png, upload, upload_id, webp
 from tests.factories import Factory
@@ -229,8 +230,14 @@ async def test_fulfilment_photos_are_seen_by_the_resident(
 
 
 async def test_unlinked_uploads_are_purged_after_the_set_hours(
-    client: httpx.AsyncClient, world: World, factory: Factory, db: Database, settings: Settings
+    client: httpx.AsyncClient,
+    world: World,
+    factory: Factory,
+    db: Database,
+    storage_settings: Settings,
+    _storage: Storage,
 ) -> None:
+    settings = storage_settings  # the sweep finds the files where the app stored them
     clock.freeze(utcnow())
     kept = await upload_id(client, world.resident)
     dropped = await upload_id(client, world.resident)
@@ -249,8 +256,8 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
     async with db.transaction(write=False) as session:
         row = await session.get(Attachment, dropped)
         assert row is not None
-        dropped_path = settings.media_dir / row.storage_key
-    assert dropped_path.is_file()
+        dropped_key = row.storage_key
+    assert await _storage.exists(dropped_key)
 
     clock.advance(timedelta(hours=settings.attachment_unlinked_ttl_hours) - timedelta(seconds=1))
     async with db.transaction() as session:
@@ -264,5 +271,5 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
     headers = {"Authorization": f"Bearer {factory.token_for(world.resident.user)}"}
     assert (await client.get(f"/attachments/{dropped}", headers=headers)).status_code == 404
     assert (await client.get(f"/attachments/{kept}", headers=headers)).status_code == 200
-    assert not dropped_path.exists()
+    assert not await _storage.exists(dropped_key)
     assert await attachment_count(db) == 1
