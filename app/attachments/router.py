@@ -26,7 +26,7 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
     "",
     status_code=201,
     response_model=AttachmentPublic,
-    responses=problem_responses(401, 413, 415, 422),
+    responses=problem_responses(401, 413, 415, 422, 503),
     summary="Upload an image (JPEG, PNG or WebP)",
 )
 async def upload_attachment(
@@ -42,8 +42,11 @@ async def upload_attachment(
 
     The type is read from the bytes themselves (the file name and the part's content type are
     ignored); anything but JPEG, PNG or WebP is refused with 415. Larger than
-    `MAX_UPLOAD_BYTES` is refused with 413. The image is turned upright and re-encoded with
-    no metadata: EXIF, and with it the GPS position, never reaches the server's disk.
+    `MAX_UPLOAD_BYTES` is refused with 413, more pixels than `MAX_UPLOAD_PIXELS` (read from
+    the header, before decoding: decompression bombs too) with 422 `image_too_large`; 503
+    `storage_unavailable` when the object store cannot be reached. The image is turned upright
+    and re-encoded with no metadata: EXIF, and with it the GPS position, never reaches the
+    storage.
     The answer's `id` goes into `attachment_ids` of the object it illustrates; until then
     only the uploader can fetch it.
     """

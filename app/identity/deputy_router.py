@@ -197,8 +197,10 @@ async def import_deputies(
     is on the roster updates that deputy, any other creates one. Answers each row's outcome
     (`created`, `updated`, `rejected` with reasons). By default the valid rows are applied;
     with `strict=true` nothing is applied when any row is rejected. A file that is not CSV or
-    XLSX (415), too large (413) or lacks a required column (422 `invalid_import_file`)
-    changes nothing."""
+    XLSX (415), too large (413 `payload_too_large`), an XLSX that unpacks beyond
+    `DEPUTY_IMPORT_MAX_INFLATED_BYTES` or is a ZIP bomb (413 `import_content_too_large`), more
+    than `DEPUTY_IMPORT_MAX_ROWS` rows (422 `import_too_many_rows`) or lacks a required column
+    (422 `invalid_import_file`) changes nothing."""
     limit = settings.deputy_import_max_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
