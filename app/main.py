@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.api_docs import install_api_docs
 from app.attachments.router import router as attachments_router
 from app.cases.router import router as cases_router
+from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import Database, get_db
 from app.core.errors import ServiceUnavailable, install_error_handlers, problem_responses
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_api_docs(app, settings)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)
 
     for router in (

@@ -186,6 +186,11 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     @property
+    def max_request_bytes(self) -> int:
+        """The largest request body accepted: the largest upload and its multipart framing."""
+        return max(self.max_upload_bytes, self.deputy_import_max_bytes) + 1024 * 1024
+
+    @property
     def worker_in_process(self) -> bool:
         if self.run_worker_in_process is None:
             return not self.is_production
