@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import timedelta
 
@@ -273,3 +274,21 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
     assert (await client.get(f"/attachments/{kept}", headers=headers)).status_code == 200
     assert not await _storage.exists(dropped_key)
     assert await attachment_count(db) == 1
+
+
+async def test_concurrent_uploads_and_fetches_each_get_their_own_photo(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    images = [png(10 + i, 10) for i in range(12)]
+    answers = await asyncio.gather(*(upload(client, world.resident, data) for data in images))
+    assert [a.status_code for a in answers] == [201] * len(images)
+    fetched = await asyncio.gather(
+        *(
+            client.get(f"/attachments/{a.json()['id']}", headers=world.resident.headers)
+            for a in answers
+        )
+    )
+    for i, response in enumerate(fetched):
+        assert response.status_code == 200
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.size == (10 + i, 10)

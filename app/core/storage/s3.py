@@ -4,8 +4,9 @@ boto3, called in worker threads: its clients are thread-safe and need no event-l
 life cycle, so one client per configuration serves every request and the worker's sweeps;
 signing a URL is local computation. (aiobotocore would be natively async, but pins botocore
 to a narrow range that fights boto3 and moto, and its client must be opened and closed
-inside one event loop.) Every network call runs through `asyncio.to_thread`, like the local
-disk's file calls, so the event loop never waits on the store.
+inside one event loop.) Every call runs in the store's own thread pool, as wide as the
+client's connection pool, so the event loop never waits on the store and photo traffic does
+not queue behind the default executor's few threads (file and image work use those).
 
 The bucket stays private: clients get the bytes through the API (`S3_DELIVERY=proxy`) or
 through a URL signed for `S3_URL_TTL_SECONDS` (`redirect`) after the API's access check.
@@ -14,11 +15,13 @@ through a URL signed for `S3_URL_TTL_SECONDS` (`redirect`) after the API's acces
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from app.core.config import Settings
 from app.core.storage import CHUNK_SIZE, StorageError, StorageUnavailable, check_key
@@ -26,6 +29,8 @@ from app.core.storage import CHUNK_SIZE, StorageError, StorageUnavailable, check
 logger = logging.getLogger("app.storage")
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+CONNECTIONS = 32
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,11 @@ class S3Storage:
         self.options = options
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(max_workers=CONNECTIONS, thread_name_prefix="s3")
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(fn, *args))
 
     def _client(self, endpoint_url: str) -> Any:
         """The boto3 client for `endpoint_url`, made on first use (in a thread: building one
@@ -93,7 +103,7 @@ class S3Storage:
                         connect_timeout=5,
                         read_timeout=30,
                         retries={"max_attempts": 3, "mode": "standard"},
-                        max_pool_connections=32,
+                        max_pool_connections=CONNECTIONS,
                         # Checksums only where the protocol requires them: OSS, COS and older
                         # MinIO refuse the CRC headers newer botocore adds by default.
                         request_checksum_calculation="when_required",
@@ -114,7 +124,7 @@ class S3Storage:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return await asyncio.to_thread(call)
+            return await self._in_thread(call)
         except ClientError as exc:
             if _error_code(exc) in _NOT_FOUND:
                 raise StorageError("file missing") from exc
@@ -133,10 +143,10 @@ class S3Storage:
         answer = await self._call("get_object", Key=self._object_key(key))
         body = answer["Body"]
         try:
-            while chunk := await asyncio.to_thread(body.read, CHUNK_SIZE):
+            while chunk := await self._in_thread(body.read, CHUNK_SIZE):
                 yield chunk
         finally:
-            await asyncio.to_thread(body.close)
+            await self._in_thread(body.close)
 
     async def delete(self, key: str) -> None:
         await self._call("delete_object", Key=self._object_key(key))
@@ -163,7 +173,7 @@ class S3Storage:
             )
             return url
 
-        return await asyncio.to_thread(sign)
+        return await self._in_thread(sign)
 
 
 _stores: dict[S3Options, S3Storage] = {}
