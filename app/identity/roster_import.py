@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import re
 import zipfile
 from collections.abc import Sequence
@@ -48,6 +49,8 @@ from app.identity.deputy_schemas import (
 from app.identity.models import Deputy, DeputyLevel, DeputyStation
 from app.org import service as org_service
 from app.org.models import Region, Station
+
+logger = logging.getLogger("app.identity.roster_import")
 
 
 class UnsupportedImportFile(AppError):
@@ -194,27 +197,34 @@ def _read_xlsx(
 
     check_zip_bounds(data, max_inflated_bytes=max_inflated_bytes)
     try:
+        # defusedxml is installed, so openpyxl refuses DTDs and entities (no "billion laughs").
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise InvalidImportFile("XLSX 文件已损坏或无法读取") from exc
+    except Exception as exc:  # a hostile file can break openpyxl in many ways: all are 422
+        raise _unreadable_xlsx(exc) from exc
     try:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None:
             return []
         out: list[tuple[int, list[str]]] = []
-        try:
-            rows = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
-            for number, row in enumerate(rows, start=1):
-                cells = [_check_cell(_cell_text(v)) for v in row]
-                if any(cells):
-                    if len(out) > max_rows:  # the header row and max_rows rows already read
-                        raise _too_many_rows(max_rows)
-                    out.append((number, cells))
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-            raise InvalidImportFile("XLSX 文件已损坏或无法读取") from exc
+        rows = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
+        for number, row in enumerate(rows, start=1):
+            cells = [_check_cell(_cell_text(v)) for v in row]
+            if any(cells):
+                if len(out) > max_rows:  # the header row and max_rows rows already read
+                    raise _too_many_rows(max_rows)
+                out.append((number, cells))
         return out
+    except AppError:
+        raise
+    except Exception as exc:
+        raise _unreadable_xlsx(exc) from exc
     finally:
         workbook.close()
+
+
+def _unreadable_xlsx(exc: Exception) -> InvalidImportFile:
+    logger.info("unreadable XLSX roster: %s", type(exc).__name__)
+    return InvalidImportFile("XLSX 文件已损坏或无法读取")
 
 
 def _decode_csv(data: bytes) -> str:

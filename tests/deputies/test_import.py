@@ -8,6 +8,7 @@ import time
 import zipfile
 
 import httpx
+import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
 
@@ -317,6 +318,29 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET = "xl/worksheets/sheet1.xml"
 
 
+def _xlsx_with_sheet(sheet_xml: bytes) -> bytes:
+    """A real workbook whose first sheet's XML is replaced by `sheet_xml`."""
+    template = zipfile.ZipFile(io.BytesIO(_xlsx([["姓名", "层级"], ["王芳", "区"]])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as patched:
+        for member in template.infolist():
+            body = sheet_xml if member.filename == SHEET else template.read(member)
+            patched.writestr(member, body)
+    return out.getvalue()
+
+
+def _billion_laughs() -> bytes:
+    entities = "".join(
+        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(2, 10)
+    )
+    return (
+        f'<?xml version="1.0"?><!DOCTYPE w [<!ENTITY lol1 "lol">{entities}]>'
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&lol9;</t></is></c></row>'
+        "</sheetData></worksheet>"
+    ).encode()
+
+
 def _xlsx_bomb(inflated_mib: int) -> bytes:
     """A real workbook whose first sheet is replaced by `inflated_mib` MiB of identical rows:
     a few hundred KB on the wire. Written through zipfile's streaming writer, so the test
@@ -409,3 +433,27 @@ async def test_rows_and_cells_beyond_the_bounds_refuse_the_file(
     accepted = await _upload(client, staff.headers, wide, "wide.csv")
     assert accepted.status_code == 200, accepted.text
     assert set(await _roster(factory)) == {"王芳"}
+
+
+@pytest.mark.parametrize(
+    "sheet_xml",
+    [
+        _billion_laughs(),  # entities expanding to gigabytes from a few hundred bytes
+        b"<worksheet><sheetData><row><c>",  # XML cut short
+        b"\x00\x01 not XML at all",
+    ],
+    ids=["billion-laughs", "truncated", "binary"],
+)
+async def test_xlsx_with_hostile_or_broken_xml_is_422(
+    client: httpx.AsyncClient, factory: Factory, sheet_xml: bytes
+) -> None:
+    d, _ = await _setup(factory)
+    staff = await factory.staff(d.street_a)
+    started = time.monotonic()
+    response = await _upload(
+        client, staff.headers, _xlsx_with_sheet(sheet_xml), "r.xlsx", XLSX_TYPE
+    )
+    assert time.monotonic() - started < 5.0
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_import_file"
+    assert await _roster(factory) == {}
