@@ -104,7 +104,20 @@ class CleanImage:
 def clean_image(data: bytes, *, max_pixels: int) -> CleanImage:
     """Identify the image from its bytes, apply its EXIF orientation and re-encode it with no
     metadata at all (no EXIF, hence no GPS position, no XMP, no text chunks). CPU-bound: call
-    it in a thread."""
+    it in a thread.
+
+    Whatever else a hostile file makes Pillow raise (malformed EXIF breaks the orientation
+    step with TypeError, for one) is the file's fault: 415, not a server error."""
+    try:
+        return _clean_image(data, max_pixels=max_pixels)
+    except AppError:
+        raise
+    except Exception as exc:
+        logger.info("unreadable image upload: %s", type(exc).__name__)
+        raise UnsupportedImage("无法识别的图片内容") from exc
+
+
+def _clean_image(data: bytes, *, max_pixels: int) -> CleanImage:
     too_large = UnsupportedImage("图片尺寸过大，请缩小后再上传", code="image_too_large", status=422)
     try:
         # Only the three formats' parsers run; opening reads the header, decoding is `load`.

@@ -1,5 +1,6 @@
-"""Decompression bombs: images whose header declares more pixels than allowed are refused
-with 422 `image_too_large` from the header alone, and nothing is stored."""
+"""Hostile images: those whose header declares more pixels than allowed are refused
+with 422 `image_too_large` from the header alone; malformed ones are 415, never a server
+error. Nothing is stored."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from app.attachments.models import Attachment
 from app.core.config import Settings
 from app.core.db import Database
-from tests.attachments.images import png_declaring, upload
+from tests.attachments.images import jpeg_with_gps, png_declaring, upload
 from tests.wishes.conftest import World
 
 
@@ -51,3 +52,22 @@ async def test_image_within_the_bound_is_decoded(client: httpx.AsyncClient, worl
     response = await upload(client, world.resident, png_declaring(4000, 3000))
     assert response.status_code == 415, response.text
     assert response.json()["code"] == "unsupported_media_type"
+
+
+def jpeg_with_malformed_exif() -> bytes:
+    """A JPEG whose GPS directory names GPSImgDirection (a rational) but holds text: Pillow
+    reads it, then fails writing the orientation back (TypeError)."""
+    original = jpeg_with_gps()
+    entry = bytes.fromhex("0001000200000002")  # GPSLatitudeRef, ASCII, 2 bytes: "N"
+    assert original.count(entry) == 1
+    return original.replace(entry, bytes.fromhex("0011000200000002"))
+
+
+async def test_image_with_malformed_metadata_is_415_not_500(
+    client: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    response = await upload(client, world.resident, jpeg_with_malformed_exif())
+    assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported_media_type"
+    async with db.transaction(write=False) as session:
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
