@@ -457,3 +457,16 @@ async def test_xlsx_with_hostile_or_broken_xml_is_422(
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "invalid_import_file"
     assert await _roster(factory) == {}
+
+
+async def test_xlsx_whose_zip_directory_is_malformed_is_422(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    d, _ = await _setup(factory)
+    staff = await factory.staff(d.street_a)
+    data = bytearray(_xlsx([["姓名", "层级"], ["王芳", "区"]]))
+    entry = data.index(b"PK\x01\x02")  # the first central directory entry
+    data[entry + 6 : entry + 8] = (217).to_bytes(2, "little")  # "needs zip version 21.7"
+    response = await _upload(client, staff.headers, bytes(data), "r.xlsx", XLSX_TYPE)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_import_file"
