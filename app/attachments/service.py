@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,6 +91,23 @@ async def can_view(
         logger.warning("no visibility checker for attachments of %s", attachment.owner_type)
         return False
     return await checker(session, principal, attachment.owner_id)
+
+
+# An image at the pixel bound takes a few hundred MB while it is cleaned (its pixels, the
+# upright copy, the clean copy) and a second or more of CPU: at most this many are cleaned at
+# once per process; further uploads wait their turn without holding a thread.
+DECODE_SLOTS = 2
+_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decode_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots_by_loop.get(loop)
+    if slots is None:
+        slots = _slots_by_loop[loop] = asyncio.Semaphore(DECODE_SLOTS)
+    return slots
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +195,8 @@ async def store_upload(
         raise PayloadTooLarge()
     if not data:
         raise UnsupportedImage("上传的文件为空", code="empty_file", status=422)
-    image = await asyncio.to_thread(clean_image, data, max_pixels=settings.max_upload_pixels)
+    async with _decode_slots():
+        image = await asyncio.to_thread(clean_image, data, max_pixels=settings.max_upload_pixels)
     key = new_key(image.extension)
     await storage.save(key, image.data, image.content_type)
     try:
