@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     s3_access_key_id: str = ""  # empty: the client's default credential chain
     s3_secret_access_key: SecretStr = SecretStr("")
     s3_addressing_style: Literal["virtual", "path"] = "virtual"
+    # `s3v4` (SigV4) everywhere it works; `s3` (the legacy V2) for a store that needs it.
+    s3_signature_version: Literal["s3v4", "s3"] = "s3v4"
     # Objects are stored under this prefix in the bucket ("" or e.g. "liaison/").
     s3_key_prefix: str = Field(default="", max_length=100, pattern=r"^([A-Za-z0-9._-]+/)*$")
     # `proxy`: the API streams the photo after the access check. `redirect`: it answers 302 to

@@ -100,6 +100,26 @@ async def test_signed_urls_can_name_a_public_endpoint(
     )
 
 
+async def test_legacy_v2_signatures_for_stores_that_need_them(
+    client: httpx.AsyncClient, world: World, object_store: ObjectStore, app: FastAPI
+) -> None:
+    settings = object_store.settings(
+        s3_delivery="redirect", s3_signature_version="s3", s3_url_ttl_seconds=TTL
+    )
+    app.state.storage = storage_for(settings)
+    data = png()
+    photo = await upload_id(client, world.resident, data)
+    asked_at = datetime.now(UTC).timestamp()
+    redirect = await client.get(f"/attachments/{photo}", headers=world.resident.headers)
+    assert redirect.status_code == 302
+    signed = _signed_query(redirect.headers["location"])
+    assert signed["Signature"] and "X-Amz-Signature" not in signed
+    assert abs(int(signed["Expires"]) - (asked_at + TTL)) < 60
+    async with httpx.AsyncClient() as outside:
+        fetched = await outside.get(redirect.headers["location"])
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+
+
 async def test_an_unreachable_store_answers_503_and_stores_nothing(
     client: httpx.AsyncClient, world: World, db: Database, object_store: ObjectStore, app: FastAPI
 ) -> None:

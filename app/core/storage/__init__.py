@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from fastapi import Request
@@ -39,7 +39,7 @@ class StorageUnavailable(ServiceUnavailable):
 class Storage(Protocol):
     async def save(self, key: str, data: bytes, content_type: str) -> None: ...
 
-    def stream(self, key: str) -> AsyncIterator[bytes]: ...
+    def stream(self, key: str) -> AsyncGenerator[bytes, None]: ...
 
     async def delete(self, key: str) -> None: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from app.core.storage import CHUNK_SIZE, StorageError, check_key
@@ -36,7 +36,7 @@ class LocalStorage:
 
         await asyncio.to_thread(_write)
 
-    async def stream(self, key: str) -> AsyncIterator[bytes]:
+    async def stream(self, key: str) -> AsyncGenerator[bytes, None]:
         path = self._path(key)
         try:
             fh = await asyncio.to_thread(open, path, "rb")

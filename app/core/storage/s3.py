@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ class S3Options:
     access_key_id: str
     secret_access_key: str
     addressing_style: str
+    signature_version: str
     key_prefix: str
     delivery: str
     public_endpoint_url: str
@@ -55,6 +56,7 @@ class S3Options:
             access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key.get_secret_value(),
             addressing_style=settings.s3_addressing_style,
+            signature_version=settings.s3_signature_version,
             key_prefix=settings.s3_key_prefix,
             delivery=settings.s3_delivery,
             public_endpoint_url=settings.s3_public_endpoint_url,
@@ -98,14 +100,14 @@ class S3Storage:
                     aws_access_key_id=o.access_key_id or None,
                     aws_secret_access_key=o.secret_access_key or None,
                     config=Config(
-                        signature_version="s3v4",
+                        signature_version=o.signature_version,
                         s3={"addressing_style": o.addressing_style},
                         connect_timeout=5,
                         read_timeout=30,
                         retries={"max_attempts": 3, "mode": "standard"},
                         max_pool_connections=CONNECTIONS,
-                        # Checksums only where the protocol requires them: OSS, COS and older
-                        # MinIO refuse the CRC headers newer botocore adds by default.
+                        # Checksums only where the protocol requires them: several S3-compatible
+                        # stores refuse the CRC headers newer botocore adds by default.
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
                     ),
@@ -139,7 +141,7 @@ class S3Storage:
             "put_object", Key=self._object_key(key), Body=data, ContentType=content_type
         )
 
-    async def stream(self, key: str) -> AsyncIterator[bytes]:
+    async def stream(self, key: str) -> AsyncGenerator[bytes, None]:
         answer = await self._call("get_object", Key=self._object_key(key))
         body = answer["Body"]
         try:
