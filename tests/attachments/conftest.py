@@ -32,7 +32,7 @@ def storage_settings(request: pytest.FixtureRequest, settings: Settings) -> Sett
 
 
 @pytest.fixture(autouse=True)
-async def _storage(app: FastAPI, storage_settings: Settings) -> AsyncIterator[Storage]:
+async def storage(app: FastAPI, storage_settings: Settings) -> AsyncIterator[Storage]:
     storage = storage_for(storage_settings)
     app.state.storage = storage
     yield storage

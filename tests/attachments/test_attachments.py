@@ -236,7 +236,7 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
     factory: Factory,
     db: Database,
     storage_settings: Settings,
-    _storage: Storage,
+    storage: Storage,
 ) -> None:
     settings = storage_settings  # the sweep finds the files where the app stored them
     clock.freeze(utcnow())
@@ -258,7 +258,7 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
         row = await session.get(Attachment, dropped)
         assert row is not None
         dropped_key = row.storage_key
-    assert await _storage.exists(dropped_key)
+    assert await storage.exists(dropped_key)
 
     clock.advance(timedelta(hours=settings.attachment_unlinked_ttl_hours) - timedelta(seconds=1))
     async with db.transaction() as session:
@@ -272,7 +272,7 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
     headers = {"Authorization": f"Bearer {factory.token_for(world.resident.user)}"}
     assert (await client.get(f"/attachments/{dropped}", headers=headers)).status_code == 404
     assert (await client.get(f"/attachments/{kept}", headers=headers)).status_code == 200
-    assert not await _storage.exists(dropped_key)
+    assert not await storage.exists(dropped_key)
     assert await attachment_count(db) == 1
 
 

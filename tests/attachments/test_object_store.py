@@ -141,6 +141,6 @@ def test_s3_backend_needs_a_bucket() -> None:
         make_settings(storage_backend="s3")
 
 
-async def test_one_store_per_configuration(storage_settings: Settings, _storage: Storage) -> None:
-    assert storage_for(storage_settings) is _storage
-    assert "secret" not in repr(getattr(_storage, "options", ""))
+async def test_one_store_per_configuration(storage_settings: Settings, storage: Storage) -> None:
+    assert storage_for(storage_settings) is storage
+    assert "secret" not in repr(getattr(storage, "options", ""))
