@@ -52,7 +52,7 @@ class ObjectStore:
             aws_secret_access_key=SECRET_ACCESS_KEY,
         )
 
-    def keys(self) -> set[str]:
+    def object_keys(self) -> set[str]:
         listed = self.client().list_objects_v2(Bucket=self.bucket)
         return {item["Key"] for item in listed.get("Contents", [])}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from app.attachments.models import Attachment
+from app.attachments.service import purge_unlinked_uploads
+from app.core.clock import clock, utcnow
 from app.core.config import ConfigError, Settings
 from app.core.db import Database
 from app.core.storage import Storage, storage_for
@@ -83,6 +85,60 @@ async def test_each_redirect_is_signed_afresh_and_only_after_the_access_check(
     again = await client.get(f"/attachments/{photo}", headers=world.resident.headers)
     assert first.status_code == again.status_code == 302
     assert urlsplit(first.headers["location"]).path == urlsplit(again.headers["location"]).path
+
+
+async def test_wish_photo_redirects_follow_the_wish_and_the_sweep_empties_the_bucket(
+    client: httpx.AsyncClient,
+    world: World,
+    db: Database,
+    object_store: ObjectStore,
+    storage_settings: Settings,
+) -> None:
+    photo = await upload_id(client, world.resident, png())
+    stray = await upload_id(client, world.resident, png(5, 5))
+    created = await client.post(
+        "/wishes",
+        headers=world.resident.headers,
+        json={
+            "title": "想要一个新书包",
+            "content": "孩子的书包背了三年已经破了。",
+            "beneficiary": {"name": "王小明"},
+            "station_id": world.station.id,
+            "attachment_ids": [photo],
+        },
+    )
+    assert created.status_code == 201, created.text
+    # Pending review: the owner and staff in scope are redirected, nobody else.
+    for headers, status in (
+        (world.resident.headers, 302),
+        (world.staff_a.headers, 302),
+        (world.staff_b.headers, 404),
+        (world.other_resident.headers, 404),
+        ({}, 404),
+    ):
+        answer = await client.get(f"/attachments/{photo}", headers=headers)
+        assert answer.status_code == status, headers
+    approved = await client.post(
+        f"/wishes/{created.json()['id']}/review",
+        headers=world.staff_a.headers,
+        json={"approve": True},
+    )
+    assert approved.status_code == 200
+    # Published: anyone, without a token, and the signed URL needs none either.
+    public = await client.get(f"/attachments/{photo}")
+    assert public.status_code == 302
+    async with httpx.AsyncClient() as outside:
+        fetched = await outside.get(public.headers["location"])
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+
+    async with db.transaction(write=False) as session:
+        keys = {a.id: a.storage_key for a in (await session.scalars(select(Attachment))).all()}
+    assert {f"media/{keys[photo]}", f"media/{keys[stray]}"} <= object_store.object_keys()
+    clock.advance(timedelta(hours=storage_settings.attachment_unlinked_ttl_hours, seconds=1))
+    async with db.transaction() as session:
+        assert await purge_unlinked_uploads(session, utcnow(), storage_settings) == 1
+    assert f"media/{keys[stray]}" not in object_store.object_keys()
+    assert f"media/{keys[photo]}" in object_store.object_keys()
 
 
 async def test_signed_urls_can_name_a_public_endpoint(
