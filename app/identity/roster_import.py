@@ -311,7 +311,12 @@ async def read_table_off_loop(
     filename: str | None, data: bytes, *, max_rows: int, max_inflated_bytes: int
 ) -> Table:
     """`read_table` in a worker thread: the event loop keeps answering other requests while
-    a file is parsed (bounded as above, so the thread cannot run for long either)."""
+    a file is parsed (bounded as above, so the thread cannot run for long either).
+
+    A thread is enough, a process is not needed: parsing a roster at the bounds (5000 rows of
+    43 columns, 2 MB packed, 12.7 MB unpacked) took 16 s of openpyxl on a loaded 2-core
+    machine, and meanwhile the event loop woke up late by 7 ms at the median, 173 ms at the
+    99th percentile and 366 ms at worst (the GIL changes hands every 5 ms)."""
     return await asyncio.to_thread(
         read_table, filename, data, max_rows=max_rows, max_inflated_bytes=max_inflated_bytes
     )
