@@ -84,3 +84,20 @@ def png_declaring(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
         + chunk(b"IEND", b"")
     )
+
+
+async def post_wish_with_photos(
+    client: httpx.AsyncClient, actor: Actor, station_id: int, photo_ids: list[int]
+) -> httpx.Response:
+    """A resident's wish illustrated by `photo_ids` (links the uploads to it)."""
+    return await client.post(
+        "/wishes",
+        headers=actor.headers,
+        json={
+            "title": "想要一个新书包",
+            "content": "孩子的书包背了三年已经破了。",
+            "beneficiary": {"name": "王小明"},
+            "station_id": station_id,
+            "attachment_ids": photo_ids,
+        },
+    )

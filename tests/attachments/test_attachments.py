@@ -18,7 +18,16 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.storage import Storage
 from app.wishes.models import WishStatus
-from tests.attachments.images import GPS_IFD, gif, jpeg_with_gps, png, upload, upload_id, webp
+from tests.attachments.images import (
+    GPS_IFD,
+    gif,
+    jpeg_with_gps,
+    png,
+    post_wish_with_photos,
+    upload,
+    upload_id,
+    webp,
+)
 from tests.factories import Factory
 from tests.wishes.conftest import World, make_wish
 
@@ -147,17 +156,7 @@ async def test_wish_photos_follow_the_wish(
     client: httpx.AsyncClient, world: World, factory: Factory
 ) -> None:
     photo = await upload_id(client, world.resident, png())
-    created = await client.post(
-        "/wishes",
-        headers=world.resident.headers,
-        json={
-            "title": "想要一个新书包",
-            "content": "孩子的书包背了三年已经破了。",
-            "beneficiary": {"name": "王小明"},
-            "station_id": world.station.id,
-            "attachment_ids": [photo],
-        },
-    )
+    created = await post_wish_with_photos(client, world.resident, world.station.id, [photo])
     assert created.status_code == 201, created.text
     wish_id = created.json()["id"]
 
@@ -242,17 +241,7 @@ async def test_unlinked_uploads_are_purged_after_the_set_hours(
     clock.freeze(utcnow())
     kept = await upload_id(client, world.resident)
     dropped = await upload_id(client, world.resident)
-    created = await client.post(
-        "/wishes",
-        headers=world.resident.headers,
-        json={
-            "title": "想要一个新书包",
-            "content": "孩子的书包背了三年已经破了。",
-            "beneficiary": {"name": "王小明"},
-            "station_id": world.station.id,
-            "attachment_ids": [kept],
-        },
-    )
+    created = await post_wish_with_photos(client, world.resident, world.station.id, [kept])
     assert created.status_code == 201
     async with db.transaction(write=False) as session:
         row = await session.get(Attachment, dropped)

@@ -19,7 +19,7 @@ from app.core.clock import clock, utcnow
 from app.core.config import ConfigError, Settings
 from app.core.db import Database
 from app.core.storage import Storage, storage_for
-from tests.attachments.images import jpeg_with_gps, png, upload, upload_id
+from tests.attachments.images import jpeg_with_gps, png, post_wish_with_photos, upload, upload_id
 from tests.conftest import make_settings
 from tests.object_store import ObjectStore
 from tests.wishes.conftest import World
@@ -96,17 +96,7 @@ async def test_wish_photo_redirects_follow_the_wish_and_the_sweep_empties_the_bu
 ) -> None:
     photo = await upload_id(client, world.resident, png())
     stray = await upload_id(client, world.resident, png(5, 5))
-    created = await client.post(
-        "/wishes",
-        headers=world.resident.headers,
-        json={
-            "title": "想要一个新书包",
-            "content": "孩子的书包背了三年已经破了。",
-            "beneficiary": {"name": "王小明"},
-            "station_id": world.station.id,
-            "attachment_ids": [photo],
-        },
-    )
+    created = await post_wish_with_photos(client, world.resident, world.station.id, [photo])
     assert created.status_code == 201, created.text
     # Pending review: the owner and staff in scope are redirected, nobody else.
     for headers, status in (
