@@ -1,4 +1,9 @@
-"""Operations: `python -m app.cli create-admin|seed-demo|worker`."""
+"""Operations: `python -m app.cli migrate|create-admin|seed-demo|worker`.
+
+Every command works on a freshly migrated, empty database. Settings that cannot be used and
+a database that cannot be reached are reported in one sentence (exit status 2 and 1), not
+with a traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,27 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from sqlalchemy import select
 
-from app.core.config import get_settings
-from app.core.db import Database
+import app.models  # noqa: F401  (every table, so foreign keys resolve)
+from app.core.config import ConfigError, Settings, get_settings
+from app.core.db import Database, unavailable_message
 from app.core.logging import configure_logging
 from app.core.security import Role, hash_password
 from app.identity.models import User
 
+# alembic.ini and migrations/ sit in the working directory (the container image's /srv) or
+# next to the app package (a source checkout).
+_ALEMBIC_INI_PLACES = (
+    Path.cwd() / "alembic.ini",
+    Path(__file__).resolve().parents[1] / "alembic.ini",
+)
 
-async def create_admin(username: str, password: str) -> str:
-    db = Database(get_settings())
+
+async def create_admin(settings: Settings, username: str, password: str) -> str:
+    db = Database(settings)
     try:
         async with db.transaction() as session:
             existing = (
@@ -41,30 +55,51 @@ async def create_admin(username: str, password: str) -> str:
         await db.dispose()
 
 
-async def seed_demo() -> str:
+async def seed_demo(settings: Settings) -> str:
     from app.demo import seed_demo_district
 
-    db = Database(get_settings())
+    db = Database(settings)
     try:
         return await seed_demo_district(db)
     finally:
         await db.dispose()
 
 
-async def run_worker(once: bool) -> str:
+async def run_worker(settings: Settings, once: bool) -> str:
     from app.notify.worker import run_worker_forever
 
-    db = Database(get_settings())
+    db = Database(settings)
     try:
-        await run_worker_forever(db, get_settings(), once=once)
+        await run_worker_forever(db, settings, once=once)
         return "worker stopped"
     finally:
         await db.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
+def migrate(config_path: Path | None) -> str:
+    """`alembic upgrade head`; migrations/env.py holds a PostgreSQL advisory lock meanwhile,
+    so replicas or jobs started together migrate one after the other."""
+    from alembic import command
+    from alembic.config import Config
+
+    path = config_path or next((p for p in _ALEMBIC_INI_PLACES if p.is_file()), None)
+    if path is None or not path.is_file():
+        raise ConfigError(
+            "alembic.ini not found; run from the folder that holds alembic.ini and migrations/ "
+            "or pass --config"
+        )
+    command.upgrade(Config(str(path)), "head")
+    return "database at the latest migration"
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    migrate_cmd = commands.add_parser(
+        "migrate", help="upgrade the database to the latest migration (safe to run concurrently)"
+    )
+    migrate_cmd.add_argument("--config", type=Path, help="alembic.ini (default: found)")
 
     admin = commands.add_parser("create-admin", help="create (or reset) an admin account")
     admin.add_argument("username")
@@ -74,22 +109,47 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = commands.add_parser("worker", help="deliver notifications and run sweeps")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    return parser
 
-    args = parser.parse_args(argv)
-    configure_logging(get_settings().log_level, get_settings().effective_log_format)
-    job: Callable[[], Awaitable[str]]
+
+def _job(args: argparse.Namespace, settings: Settings) -> Callable[[], Awaitable[str]] | None:
     if args.command == "create-admin":
         password = args.password or getpass.getpass("password: ")
         if len(password) < 8:
-            print("password must have at least 8 characters", file=sys.stderr)
-            return 2
-        job = lambda: create_admin(args.username, password)  # noqa: E731
-    elif args.command == "seed-demo":
-        job = seed_demo
-    else:
-        job = lambda: run_worker(args.once)  # noqa: E731
-    print(asyncio.run(job()))
-    return 0
+            raise ConfigError("the password must have at least 8 characters")
+        return lambda: create_admin(settings, args.username, password)
+    if args.command == "seed-demo":
+        return lambda: seed_demo(settings)
+    if args.command == "worker":
+        from app.startup import refuse_unsafe_production
+
+        refuse_unsafe_production(settings)
+        return lambda: run_worker(settings, args.once)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings: Settings | None = None
+    try:
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.effective_log_format)
+        if args.command == "migrate":
+            print(migrate(args.config))
+            return 0
+        job = _job(args, settings)
+        assert job is not None
+        print(asyncio.run(job()))
+        return 0
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        message = unavailable_message(settings, exc) if settings is not None else None
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ from app.api_docs import install_api_docs
 from app.attachments.router import router as attachments_router
 from app.cases.router import router as cases_router
 from app.core.body_limit import BodySizeLimitMiddleware
-from app.core.config import Settings, get_settings
+from app.core.config import ConfigError, Settings, get_settings
 from app.core.db import Database, get_db
-from app.core.errors import ServiceUnavailable, install_error_handlers, problem_responses
+from app.core.errors import DatabaseUnavailable, install_error_handlers, problem_responses
 from app.core.logging import RequestContextMiddleware, configure_logging
+from app.core.proxy import ProxyHeadersMiddleware
 from app.core.text_guard import refuse_nul_characters
 from app.dashboard.router import router as dashboard_router
 from app.identity.deputy_router import router as deputy_router
@@ -26,6 +27,7 @@ from app.identity.router import router as identity_router
 from app.notify.router import router as notify_router
 from app.org.router import router as org_router
 from app.presence.router import router as presence_router
+from app.startup import refuse_unsafe_production
 from app.wishes.router import router as wishes_router
 
 logger = logging.getLogger("app")
@@ -58,7 +60,17 @@ class HealthStatus(BaseModel):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The application; uvicorn calls it with no arguments (`--factory`), and then settings
+    that cannot run the service stop the process with one sentence instead of a traceback."""
+    if settings is None:
+        try:
+            settings = get_settings()
+            refuse_unsafe_production(settings)
+        except ConfigError as exc:
+            # uvicorn prints a traceback for anything but SystemExit raised by a factory.
+            raise SystemExit(f"configuration error: {exc}") from None
+    else:
+        refuse_unsafe_production(settings)
     configure_logging(settings.log_level, settings.effective_log_format)
 
     @asynccontextmanager
@@ -80,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        responses=problem_responses(422, 500),
+        responses=problem_responses(422, 500, 503),
         # Before every operation: no NUL character in any string of the request.
         dependencies=[Depends(refuse_nul_characters)],
     )
@@ -89,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_api_docs(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: everything inside sees the client and scheme resolved behind proxies.
+    app.add_middleware(ProxyHeadersMiddleware, proxies=settings.proxies)
 
     for router in (
         identity_router,
@@ -121,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
             logger.warning("readiness check failed: %s", type(exc).__name__)
-            raise ServiceUnavailable("数据库暂不可用", code="database_unavailable") from exc
+            raise DatabaseUnavailable() from exc
         return HealthStatus(status="ready")
 
     return app

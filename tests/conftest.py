@@ -81,6 +81,30 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# A JWT secret production accepts (secrets.token_urlsafe(48) of one run).
+PRODUCTION_JWT_SECRET = "q0Wf3b9xZ1kHn7LrT5vYc2MpS8dGu4AeJ6iKo_Xw-NlRzEt1VbQyHs0Fa3Cj9UmD"
+
+
+def production_settings(**overrides: Any) -> Settings:
+    """Settings production starts with: a strong secret, WeChat credentials, and a template
+    id of the deployment's own for every subscribe-message event."""
+    from app.notify.templates import DEFAULT_TEMPLATES
+
+    templates = {
+        event: {"template_id": f"tmpl-{event.replace('.', '-')}"}
+        for event, raw in DEFAULT_TEMPLATES.items()
+        if raw["template_id"]
+    }
+    values: dict[str, Any] = {
+        "app_env": "production",
+        "jwt_secret": PRODUCTION_JWT_SECRET,
+        "notify_templates": templates,
+        "allow_sqlite_in_production": True,
+    }
+    values.update(overrides)
+    return make_settings(**values)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fake_wechat_server() -> Iterator[FakeWeChatServer]:
     fake_wechat_url()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from app.core.database_url import DatabaseUrl
+    from app.core.proxy import TrustedProxies
 
 DEFAULT_JWT_SECRET = "development-only-secret-change-me"
 DEFAULT_DATA_DIR = Path("data")
@@ -28,10 +33,15 @@ class Settings(BaseSettings):
     # Who sees /docs, /redoc and /openapi.json: `public`, `staff` (staff and admin logins
     # through HTTP Basic) or `off` (404). Unset: public, except off in production.
     docs_access: Literal["public", "staff", "off"] | None = None
+    # Addresses (IPs or CIDRs, comma-separated) of the proxies in front of the service whose
+    # X-Forwarded-For / X-Forwarded-Proto are believed; empty: nobody's.
+    trusted_proxies: str = ""
 
     # Database. SQLite is the embedded default; PostgreSQL is production.
     database_url: str = f"sqlite+aiosqlite:///./{DEFAULT_DATA_DIR}/app.db"
     db_pool_size: int = Field(default=32, ge=1, le=500)
+    # A request waits this long for a free connection, then answers 503 database_unavailable.
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     allow_sqlite_in_production: bool = False
 
     # Tokens.
@@ -184,8 +194,21 @@ class Settings(BaseSettings):
         return self.docs_access
 
     @property
+    def database(self) -> DatabaseUrl:
+        """DATABASE_URL in the async driver's form (see app.core.database_url)."""
+        from app.core.database_url import parse_database_url
+
+        return parse_database_url(self.database_url)
+
+    @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database.is_sqlite
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        from app.core.proxy import TrustedProxies
+
+        return TrustedProxies.parse(self.trusted_proxies)
 
     @property
     def max_request_bytes(self) -> int:
@@ -209,27 +232,84 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> Settings:
+    def _refuse_unusable(self) -> Settings:
+        # Both raise ConfigError with one sentence; parsed again where used (cheap).
+        self.database  # noqa: B018
+        self.proxies  # noqa: B018
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What production refuses among these settings (app.startup adds the domains')."""
         if not self.is_production:
-            return self
+            return []
         problems = []
-        if (
-            not self.jwt_secret
-            or self.jwt_secret == DEFAULT_JWT_SECRET
-            or len(self.jwt_secret) < 32
-        ):
-            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        weakness = jwt_secret_weakness(self.jwt_secret)
+        if weakness:
+            problems.append(f"JWT_SECRET {weakness}")
         if not self.wechat_configured:
             problems.append("WECHAT_APPID and WECHAT_SECRET must be set")
         if self.is_sqlite and not self.allow_sqlite_in_production:
             problems.append(
                 "DATABASE_URL points at SQLite; use PostgreSQL or set ALLOW_SQLITE_IN_PRODUCTION=true"
             )
-        if problems:
-            raise ConfigError("refusing to start in production: " + "; ".join(problems))
-        return self
+        return problems
+
+
+JWT_SECRET_MIN_LENGTH = 32
+JWT_SECRET_MIN_BITS = 128
+_CLASSES = (
+    (str.islower, 26),
+    (str.isupper, 26),
+    (str.isdigit, 10),
+)
+_OTHER_CLASS_SIZE = 32
+
+
+def jwt_secret_bits(secret: str) -> float:
+    """Estimated entropy: length × log2(alphabet), where the alphabet is the smaller of the
+    sizes of the character classes used (a–z 26, A–Z 26, 0–9 10, anything else 32) and the
+    number of distinct characters."""
+    if not secret:
+        return 0.0
+    ascii_classes = [
+        size for test, size in _CLASSES if any(c.isascii() and test(c) for c in secret)
+    ]
+    other = any(not (c.isascii() and c.isalnum()) for c in secret)
+    alphabet = min(sum(ascii_classes) + (_OTHER_CLASS_SIZE if other else 0), len(set(secret)))
+    return len(secret) * math.log2(alphabet) if alphabet > 1 else 0.0
+
+
+def _is_repetition(secret: str) -> bool:
+    """The secret is a shorter string written over and over ("abcdabcd…")."""
+    n = len(secret)
+    return any(secret == (secret[:k] * (n // k + 1))[:n] for k in range(1, n // 2 + 1))
+
+
+def jwt_secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak to sign production tokens, or None when it will do."""
+    if not secret or secret == DEFAULT_JWT_SECRET:
+        return "must be set to a random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    if len(secret) < JWT_SECRET_MIN_LENGTH:
+        return f"must have at least {JWT_SECRET_MIN_LENGTH} characters"
+    if _is_repetition(secret) or jwt_secret_bits(secret) < JWT_SECRET_MIN_BITS:
+        return (
+            f"is too predictable (under {JWT_SECRET_MIN_BITS} bits by its characters); "
+            "use python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return None
+
+
+def _settings_error(exc: ValidationError) -> ConfigError:
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: {error['msg']}"
+        for error in exc.errors()
+    ]
+    return ConfigError("invalid settings: " + "; ".join(problems))
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise _settings_error(exc) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
+from app.core.errors import DatabaseUnreachable, database_unavailable_cause
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -76,24 +78,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _connect_or_unreachable(
+    dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    # The drivers raise bare OSErrors when nothing answers; give them one type, so a
+    # refused connection is told apart from any other OSError (app.core.errors).
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as exc:
+        raise DatabaseUnreachable(f"{type(exc).__name__}: {exc}") from exc
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
-    url = settings.database_url
-    if settings.is_sqlite:
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+    target = settings.database
+    if target.is_sqlite:
+        path = target.sqlite_path
+        if path:
+            # A folder that cannot be made shows up as an unopenable database (503), with
+            # the reason logged, rather than as a crash here.
+            with suppress(OSError):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            target.url,
+            connect_args={"timeout": 30},
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Size the pool to the request concurrency and never overflow: opening a PostgreSQL
-    # connection per burst cost more than the queries themselves.
-    return create_async_engine(
-        url,
+    # connection per burst cost more than the queries themselves. A request that finds no
+    # free connection within DB_POOL_TIMEOUT_SECONDS answers 503 (app.core.errors).
+    engine = create_async_engine(
+        target.url,
+        connect_args=target.connect_args,
         pool_size=settings.db_pool_size,
         max_overflow=0,
+        pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unreachable)
+    return engine
 
 
 class Database:
@@ -147,3 +172,15 @@ SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")
 
 async def get_db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
+
+
+def unavailable_message(settings: Settings, exc: BaseException) -> str | None:
+    """One sentence for an operator when `exc` means the database cannot be reached (the
+    CLI and migrations print it instead of a traceback), else None."""
+    cause = database_unavailable_cause(exc)
+    if cause is None:
+        return None
+    reason = str(cause) or type(cause).__name__
+    if isinstance(cause, SQLAlchemyTimeoutError):
+        reason = "no free connection in the pool"
+    return f"cannot use the {settings.database.describe()}: {reason.splitlines()[0]}"

@@ -7,6 +7,7 @@ Services raise `AppError` subclasses; routes never build `HTTPException`. FastAP
 from __future__ import annotations
 
 import logging
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("app.errors")
@@ -81,6 +84,61 @@ class RateLimited(AppError):
 
 class ServiceUnavailable(AppError):
     status, code, detail = 503, "service_unavailable", "服务暂时不可用，请稍后再试"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    status, code, detail = 503, "database_unavailable", "数据库暂不可用，请稍后再试"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
+class DatabaseUnreachable(ConnectionError):
+    """No connection to the database could be opened (refused, unknown host, timed out)."""
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLSTATEs meaning "no usable connection": connection exceptions (08), authorization (28),
+# unknown database, too many connections, shutting down or starting up.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "28")
+_UNAVAILABLE_SQLSTATES = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
+_SQLITE_UNAVAILABLE = ("unable to open database file", "database is locked")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 32:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+    return seen
+
+
+def database_unavailable_cause(exc: BaseException) -> BaseException | None:
+    """The exception in `exc`'s chain that says the database cannot be reached now (pool
+    timeout, refused or failed connection, server shutting down, unopenable SQLite file), or
+    None when `exc` is some other failure."""
+    for cause in _causes(exc):
+        if isinstance(cause, SQLAlchemyTimeoutError | DatabaseUnreachable):
+            return cause
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return cause
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in _UNAVAILABLE_SQLSTATES
+            or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+        ):
+            return cause
+        if isinstance(cause, sqlite3.OperationalError) and str(cause) in _SQLITE_UNAVAILABLE:
+            return cause
+    return None
 
 
 class FieldError(BaseModel):

@@ -28,7 +28,12 @@ from typing import Any, Literal, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import (
+    AppError,
+    DatabaseUnavailable,
+    database_unavailable_cause,
+    problem_response,
+)
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -164,11 +169,28 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            cause = database_unavailable_cause(exc)
+            if cause is not None:
+                # Expected while the database is down or saturated: one line, no stack.
+                error_logger.warning(
+                    "database unavailable on %s %s: %s: %s",
+                    scope["method"],
+                    scope["path"],
+                    type(cause).__name__,
+                    cause,
+                )
+                error: AppError = DatabaseUnavailable()
+            else:
+                error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                error = AppError("服务器内部错误，请稍后再试", code="internal_error", status=500)
             if not status_holder["started"]:
                 response = problem_response(
-                    500, "internal_error", "服务器内部错误，请稍后再试", request_id=request_id
+                    error.status,
+                    error.code,
+                    error.detail,
+                    headers=error.headers,
+                    request_id=request_id,
                 )
                 await response(scope, receive, send_with_id)
         finally:

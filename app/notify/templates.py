@@ -196,3 +196,10 @@ def render_page(
     if any(params.get(name) in (None, "") for name in names):
         return fallback or spec.page.split("?", 1)[0]
     return spec.page.format_map({name: params[name] for name in names})
+
+
+def placeholder_events(registry: TemplateRegistry) -> list[str]:
+    """Events that would still be sent with a default template id: those ids are only the
+    names of library templates, and WeChat refuses them for any real account."""
+    placeholders = {raw["template_id"] for raw in DEFAULT_TEMPLATES.values() if raw["template_id"]}
+    return sorted(e for e, spec in registry.specs.items() if spec.template_id in placeholders)

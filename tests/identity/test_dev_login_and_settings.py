@@ -12,7 +12,8 @@ from app.core.config import DEFAULT_JWT_SECRET, ConfigError
 from app.core.security import Role
 from app.identity.router import hide_development_endpoints
 from app.main import API_PREFIX, create_app
-from tests.conftest import make_settings
+from app.startup import refuse_unsafe_production
+from tests.conftest import make_settings, production_settings
 from tests.factories import Factory
 from tests.identity.conftest import Identity, assert_problem, bearer
 
@@ -56,10 +57,7 @@ async def test_dev_login_validation(client: httpx.AsyncClient, identity: Identit
 
 @pytest.fixture
 async def production_client() -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(
-        app_env="production", jwt_secret=PRODUCTION_SECRET, allow_sqlite_in_production=True
-    )
-    production = create_app(settings)
+    production = create_app(production_settings())
     transport = httpx.ASGITransport(app=production, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
         yield c
@@ -81,10 +79,7 @@ async def test_dev_login_does_not_exist_in_production(
 
 
 async def test_production_document_can_leave_dev_login_out() -> None:
-    settings = make_settings(
-        app_env="production", jwt_secret=PRODUCTION_SECRET, allow_sqlite_in_production=True
-    )
-    production = create_app(settings)
+    production = create_app(production_settings())
     hide_development_endpoints(production, API_PREFIX)
     paths = production.openapi()["paths"]
     assert f"{API_PREFIX}/auth/wechat-login" in paths
@@ -95,16 +90,16 @@ async def test_production_document_can_leave_dev_login_out() -> None:
 
 def _production(**overrides: Any) -> None:
     values: dict[str, Any] = {
-        "app_env": "production",
-        "jwt_secret": PRODUCTION_SECRET,
         "database_url": "postgresql+asyncpg://app@db:5432/app",
+        "allow_sqlite_in_production": False,
     }
     values.update(overrides)
-    make_settings(**values)
+    refuse_unsafe_production(production_settings(**values))
 
 
 def test_production_accepts_sound_settings() -> None:
     _production()
+    _production(jwt_secret=PRODUCTION_SECRET)
     _production(database_url="sqlite+aiosqlite:///./data/app.db", allow_sqlite_in_production=True)
 
 
