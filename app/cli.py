@@ -35,9 +35,7 @@ async def create_admin(settings: Settings, username: str, password: str) -> str:
     db = Database(settings)
     try:
         async with db.transaction() as session:
-            existing = (
-                await session.execute(select(User).where(User.username == username))
-            ).scalar_one_or_none()
+            existing = await session.scalar(select(User).where(User.username == username))
             if existing is not None:
                 existing.password_hash = await hash_password(password)
                 existing.role = Role.admin

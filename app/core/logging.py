@@ -3,7 +3,7 @@
 - `text` (development): `time LEVEL [request id] logger: message`, one line per record.
 - `json` (production, `LOG_FORMAT=json`): one JSON object per line with `time`, `level`,
   `logger`, `request_id`, `message` and the record's extra fields (`method`, `path`,
-  `status`, `duration_ms` on access lines); a traceback goes into `exc_info`.
+  `status`, `duration_ms`, `client` on access lines); a traceback goes into `exc_info`.
 
 No value from a request can start a new log line or forge one: the formatters, not each
 call, escape control and line-separator characters in every message (`\n` is written
@@ -11,7 +11,8 @@ call, escape control and line-separator characters in every message (`\n` is wri
 pass for a record) and inside the one JSON object in json.
 
 Personal data never goes into logs: access lines carry the method, the path (no query
-string) and the status, nothing from bodies or headers.
+string), the status and the client's network (its address masked to /24 or /48), nothing
+from bodies or headers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.core.errors import (
     database_unavailable_cause,
     problem_response,
 )
+from app.core.masking import mask_ip
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -195,17 +197,22 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            client = scope.get("client")
+            # Resolved behind trusted proxies (app.core.proxy); masked to its network.
+            network = mask_ip(client[0] if client else None)
             access_logger.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms client=%s",
                 scope["method"],
                 scope["path"],
                 status_holder["status"],
                 duration_ms,
+                network,
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status_holder["status"],
                     "duration_ms": duration_ms,
+                    "client": network,
                 },
             )
             request_id_var.reset(token)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 
 def mask_phone(phone: str | None) -> str | None:
     if not phone:
@@ -23,3 +25,16 @@ def mask_address(address: str | None, keep: int = 6) -> str | None:
     if not address:
         return address
     return address[:keep] + ("****" if len(address) > keep else "")
+
+
+def mask_ip(host: str | None) -> str:
+    """203.0.113.7 → 203.0.113.0/24, 2001:db8:1:2::7 → 2001:db8:1::/48: enough to tell
+    networks apart in a log, not enough to single out a person."""
+    if not host:
+        return "-"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "-"
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
