@@ -1,4 +1,4 @@
-"""Operations: `python -m app.cli migrate|create-admin|seed-demo|worker`.
+"""Operations: `python -m app.cli check|migrate|create-admin|seed-demo|worker`.
 
 Every command works on a freshly migrated, empty database. Settings that cannot be used and
 a database that cannot be reached are reported in one sentence (exit status 2 and 1), not
@@ -99,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate_cmd.add_argument("--config", type=Path, help="alembic.ini (default: found)")
 
+    commands.add_parser(
+        "check",
+        help="refuse (exit 2, one sentence) the settings the API and worker would refuse",
+    )
+
     admin = commands.add_parser("create-admin", help="create (or reset) an admin account")
     admin.add_argument("username")
     admin.add_argument("--password", help="prompted for when omitted")
@@ -134,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.effective_log_format)
         if args.command == "migrate":
             print(migrate(args.config))
+            return 0
+        if args.command == "check":
+            from app.startup import refuse_unsafe_production
+
+            refuse_unsafe_production(settings)
+            print(f"settings can run the service ({settings.app_env})")
             return 0
         job = _job(args, settings)
         assert job is not None

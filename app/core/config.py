@@ -257,25 +257,17 @@ class Settings(BaseSettings):
 
 JWT_SECRET_MIN_LENGTH = 32
 JWT_SECRET_MIN_BITS = 128
-_CLASSES = (
-    (str.islower, 26),
-    (str.isupper, 26),
-    (str.isdigit, 10),
-)
+JWT_SECRET_MIN_DISTINCT = 8
+_CLASSES = ((str.islower, 26), (str.isupper, 26), (str.isdigit, 10))
 _OTHER_CLASS_SIZE = 32
 
 
 def jwt_secret_bits(secret: str) -> float:
-    """Estimated entropy: length × log2(alphabet), where the alphabet is the smaller of the
-    sizes of the character classes used (a–z 26, A–Z 26, 0–9 10, anything else 32) and the
-    number of distinct characters."""
-    if not secret:
-        return 0.0
-    ascii_classes = [
-        size for test, size in _CLASSES if any(c.isascii() and test(c) for c in secret)
-    ]
-    other = any(not (c.isascii() and c.isalnum()) for c in secret)
-    alphabet = min(sum(ascii_classes) + (_OTHER_CLASS_SIZE if other else 0), len(set(secret)))
+    """Estimated entropy: length × log2(alphabet), the alphabet being the character classes
+    the secret uses (a–z 26, A–Z 26, 0–9 10, anything else 32)."""
+    alphabet = sum(size for test, size in _CLASSES if any(c.isascii() and test(c) for c in secret))
+    if any(not (c.isascii() and c.isalnum()) for c in secret):
+        alphabet += _OTHER_CLASS_SIZE
     return len(secret) * math.log2(alphabet) if alphabet > 1 else 0.0
 
 
@@ -286,16 +278,22 @@ def _is_repetition(secret: str) -> bool:
 
 
 def jwt_secret_weakness(secret: str) -> str | None:
-    """Why `secret` is too weak to sign production tokens, or None when it will do."""
+    """Why `secret` is too weak to sign production tokens, or None when it will do.
+
+    The rule: at least 32 characters, at least 8 different ones, not a shorter string
+    repeated, and at least 128 bits by `jwt_secret_bits`. `secrets.token_urlsafe(48)` and
+    `secrets.token_hex(16)` pass; 32 × "a" or "abcd" × 8 do not."""
+    hint = "use python -c 'import secrets; print(secrets.token_urlsafe(48))'"
     if not secret or secret == DEFAULT_JWT_SECRET:
-        return "must be set to a random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        return f"must be set to a random value ({hint})"
     if len(secret) < JWT_SECRET_MIN_LENGTH:
-        return f"must have at least {JWT_SECRET_MIN_LENGTH} characters"
-    if _is_repetition(secret) or jwt_secret_bits(secret) < JWT_SECRET_MIN_BITS:
-        return (
-            f"is too predictable (under {JWT_SECRET_MIN_BITS} bits by its characters); "
-            "use python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-        )
+        return f"must have at least {JWT_SECRET_MIN_LENGTH} characters ({hint})"
+    if (
+        len(set(secret)) < JWT_SECRET_MIN_DISTINCT
+        or _is_repetition(secret)
+        or jwt_secret_bits(secret) < JWT_SECRET_MIN_BITS
+    ):
+        return f"is too predictable for a signing key ({hint})"
     return None
 
 
