@@ -9,7 +9,12 @@ database, so `migrate` and `create-admin` do not ask for the rest.
 from __future__ import annotations
 
 from app.core.config import ConfigError, Settings
-from app.notify.templates import TemplateConfigError, TemplateRegistry, placeholder_events
+from app.notify.templates import (
+    TemplateConfigError,
+    TemplateRegistry,
+    malformed_template_ids,
+    placeholder_events,
+)
 
 
 def production_problems(settings: Settings) -> list[str]:
@@ -17,16 +22,23 @@ def production_problems(settings: Settings) -> list[str]:
         return []
     problems = settings.production_problems()
     try:
-        placeholders = placeholder_events(TemplateRegistry.from_settings(settings))
+        registry = TemplateRegistry.from_settings(settings)
     except TemplateConfigError as exc:
         problems.append(f"NOTIFY_TEMPLATES is invalid ({exc})")
     else:
+        placeholders = placeholder_events(registry)
+        malformed = malformed_template_ids(registry)
         if placeholders:
             problems.append(
                 "NOTIFY_TEMPLATES must give the subscribe-message template id your "
                 "mini-program account was given for every event (placeholders left: "
                 + ", ".join(placeholders)
                 + ")"
+            )
+        if malformed:
+            problems.append(
+                "NOTIFY_TEMPLATES has template ids that are not WeChat template ids "
+                "(letters, digits, - and _) for " + ", ".join(malformed)
             )
     return problems
 

@@ -198,6 +198,19 @@ def render_page(
     return spec.page.format_map({name: params[name] for name in names})
 
 
+_WECHAT_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+def malformed_template_ids(registry: TemplateRegistry) -> list[str]:
+    """Events whose template id cannot be one WeChat gave (those are 43 characters of
+    letters, digits, `-` and `_`): a placeholder like "<工单进度提醒 id>" left in place."""
+    return sorted(
+        event
+        for event, spec in registry.specs.items()
+        if spec.template_id and not _WECHAT_TEMPLATE_ID.match(spec.template_id)
+    )
+
+
 def placeholder_events(registry: TemplateRegistry) -> list[str]:
     """Events that would still be sent with a default template id: those ids are only the
     names of library templates, and WeChat refuses them for any real account."""

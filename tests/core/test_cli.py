@@ -196,3 +196,14 @@ def test_a_short_password_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "at least 8 characters" in _one_sentence(result)
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_container_checks_and_migrates_before_serving() -> None:
+    command = next(
+        line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD")
+    )
+    check, migrate, serve = (
+        command.index(part) for part in ("app.cli check", "app.cli migrate", "uvicorn")
+    )
+    assert check < migrate < serve
+    assert "--no-proxy-headers" in command and "alembic" not in command

@@ -85,6 +85,13 @@ def test_placeholder_template_ids_are_refused() -> None:
     refuse_unsafe_production(production_settings(notify_templates=inbox_only))
 
 
+def test_template_ids_left_as_the_readmes_placeholders_are_refused() -> None:
+    real = production_settings().notify_templates
+    left = {**real, "case.merged": {"template_id": "<工单进度提醒 id>"}}
+    with pytest.raises(ConfigError, match=r"not WeChat template ids .* for case\.merged$"):
+        create_app(production_settings(notify_templates=left))
+
+
 def test_an_invalid_template_setting_is_a_problem_too() -> None:
     real = production_settings().notify_templates
     broken = {**real, "case.registered": {"template_id": "x", "fields": {"Title!": "title"}}}
