@@ -202,7 +202,9 @@ class Settings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database.is_sqlite
+        # The URL was validated when the settings were made: its scheme says it (cheap, and
+        # asked on hot paths).
+        return self.database_url.strip().lower().startswith("sqlite")
 
     @property
     def proxies(self) -> TrustedProxies:

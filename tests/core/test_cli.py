@@ -122,7 +122,7 @@ async def test_every_command_on_a_freshly_migrated_empty_database(
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARNING) ")
 
 
-def _one_sentence(result: subprocess.CompletedProcess[str]) -> str:
+def one_sentence(result: subprocess.CompletedProcess[str]) -> str:
     """The one line the operator reads (log lines aside), with no traceback."""
     assert "Traceback" not in result.stderr, result.stderr
     lines = [
@@ -141,13 +141,13 @@ def _one_sentence(result: subprocess.CompletedProcess[str]) -> str:
         ["worker", "--once"],
     ],
 )
-def test_a_database_that_refuses_connections_is_one_sentence(
+def test_a_database_that_refuses_connections_isone_sentence(
     command: list[str], tmp_path: Path, unused_tcp_port: int
 ) -> None:
     url = f"postgresql://app:secret@127.0.0.1:{unused_tcp_port}/app"
     result = run_cli(*command, database_url=url, cwd=tmp_path, timeout=60)
     assert result.returncode == 1
-    line = _one_sentence(result)
+    line = one_sentence(result)
     assert line.startswith(f"cannot use the PostgreSQL database app at 127.0.0.1:{unused_tcp_port}")
     assert "secret" not in line
 
@@ -162,7 +162,7 @@ def test_a_database_that_refuses_connections_is_one_sentence(
         ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
     ],
 )
-def test_unusable_settings_are_one_sentence(
+def test_unusable_settings_areone_sentence(
     env: dict[str, str], expected: str, tmp_path: Path
 ) -> None:
     values = {
@@ -180,7 +180,7 @@ def test_unusable_settings_are_one_sentence(
         **{k.upper(): v for k, v in values.items()},
     )
     assert result.returncode == 2
-    line = _one_sentence(result)
+    line = one_sentence(result)
     assert line.startswith("configuration error: ") and expected in line
 
 
@@ -194,7 +194,7 @@ def test_a_short_password_is_refused(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert "at least 8 characters" in _one_sentence(result)
+    assert "at least 8 characters" in one_sentence(result)
     assert not (tmp_path / "x.db").exists()
 
 
@@ -207,3 +207,30 @@ def test_the_container_checks_and_migrates_before_serving() -> None:
     )
     assert check < migrate < serve
     assert "--no-proxy-headers" in command and "alembic" not in command
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("postgres://app@db/x?sslmode=sometimes", "configuration error: DATABASE_URL has sslmode"),
+        ("postgres://app:secret@127.0.0.1:{port}/app", "cannot use the PostgreSQL database app"),
+    ],
+)
+def test_alembic_itself_answers_inone_sentence(
+    database_url: str, expected: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": database_url.format(port=unused_tcp_port),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert one_sentence(result).startswith(expected)

@@ -16,6 +16,7 @@ from app.core.database_url import parse_database_url
 from app.core.db import Database
 from app.main import create_app
 from tests.conftest import database_url_for_tests, make_settings
+from tests.core.test_cli import one_sentence, run_cli
 
 # ---------------------------------------------------------------------------- the normaliser
 
@@ -227,3 +228,15 @@ async def test_sslmode_require_against_a_server_without_ssl_answers_503(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "database_unavailable"
     assert int(response.headers["retry-after"]) > 0
+
+
+async def test_sslmode_require_against_a_server_without_ssl_is_one_sentence_in_the_cli(
+    tmp_path: Path,
+) -> None:
+    url = _spelled("postgres", "?sslmode=require")
+    if await _server_has_ssl():
+        pytest.skip("the local server speaks SSL")
+    result = run_cli("migrate", database_url=url, cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    line = one_sentence(result)
+    assert line.startswith("cannot use the PostgreSQL database") and "SSL" in line
