@@ -104,6 +104,7 @@ def test_every_problem_in_one_sentence() -> None:
         jwt_secret="a" * 32,
         notify_templates={},
         wechat_secret="",
+        database_url="sqlite:///./data/app.db",
         allow_sqlite_in_production=False,
     )
     with pytest.raises(ConfigError) as caught:
