@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 import app.models  # noqa: F401
 from app.core.db import metadata
 from tests.conftest import database_url_for_tests
-from tests.dbutil import drop_database, fresh_database_url
+from tests.dbutil import fresh_database_url
 
 
 def _config(url: str) -> Config:
@@ -77,32 +77,30 @@ def test_concurrent_upgrades_on_an_empty_database_all_succeed() -> None:
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         [sys.executable, "-m", "app.cli", "migrate"],
     ]
-    try:
-        processes = [
-            subprocess.Popen(  # noqa: S603
-                command,
-                cwd=root,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for command in commands
-        ]
-        results = [(p.wait(timeout=180), p.communicate()) for p in processes]
-        for code, (_out, err) in results:
-            assert code == 0, err
-        # Exactly one of them ran the migrations; the others found the schema at head.
-        ran = [err for _code, (_out, err) in results if "Running upgrade" in err]
-        assert len(ran) == 1, [err for _code, (_out, err) in results]
+    processes = [
+        subprocess.Popen(  # noqa: S603
+            command,
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    outputs = [p.communicate(timeout=180) for p in processes]
+    results = [(p.returncode, out) for p, out in zip(processes, outputs, strict=True)]
+    for code, (_out, err) in results:
+        assert code == 0, err
+    # Exactly one of them ran the migrations; the others found the schema at head.
+    ran = [err for _code, (_out, err) in results if "Running upgrade" in err]
+    assert len(ran) == 1, [err for _code, (_out, err) in results]
 
-        head = ScriptDirectory.from_config(_config(url)).get_current_head()
-        engine = create_engine(_sync_url(url))
-        with engine.connect() as conn:
-            assert conn.execute(
-                text("SELECT version_num FROM alembic_version")
-            ).scalars().all() == [head]
-            assert {t.name for t in metadata.sorted_tables} <= set(inspect(conn).get_table_names())
-        engine.dispose()
-    finally:
-        drop_database(url)
+    head = ScriptDirectory.from_config(_config(url)).get_current_head()
+    engine = create_engine(_sync_url(url))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            head
+        ]
+        assert {t.name for t in metadata.sorted_tables} <= set(inspect(conn).get_table_names())
+    engine.dispose()
