@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,9 +15,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.demo import ADMIN_PASSWORD, STAFF_PASSWORD
-from app.main import create_app
 from tests.conftest import database_url_for_tests, make_settings
 from tests.dbutil import fresh_database_url
+from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,20 +63,11 @@ def fresh_url() -> str:
     return fresh_database_url(database_url_for_tests(), "cli")
 
 
-async def _client(url: str) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(make_settings(database_url=url))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
-            yield c
-
-
 async def _login(url: str, username: str, password: str) -> httpx.Response:
-    async for client in _client(url):
-        return await client.post(
+    async with serving(make_settings(database_url=url), base_url="http://test/api/v1") as (_, c):
+        return await c.post(
             "/auth/password-login", json={"username": username, "password": password}
         )
-    raise AssertionError("no client")
 
 
 async def test_every_command_on_a_freshly_migrated_empty_database(

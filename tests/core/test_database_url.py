@@ -14,9 +14,9 @@ from sqlalchemy.engine import make_url
 from app.core.config import ConfigError
 from app.core.database_url import parse_database_url
 from app.core.db import Database
-from app.main import create_app
 from tests.conftest import database_url_for_tests, make_settings
 from tests.core.test_cli import one_sentence, run_cli
+from tests.serving import serving
 
 # ---------------------------------------------------------------------------- the normaliser
 
@@ -210,11 +210,8 @@ async def test_application_name_reaches_the_server() -> None:
 @pytest.fixture
 async def require_ssl_client() -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(database_url=_spelled("postgres", "?sslmode=require"))
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
-            yield c
+    async with serving(settings, base_url="http://test/api/v1") as (_, client):
+        yield client
 
 
 async def test_sslmode_require_against_a_server_without_ssl_answers_503(

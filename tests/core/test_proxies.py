@@ -10,12 +10,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from app.core.config import ConfigError
 from app.core.proxy import TrustedProxies
-from app.main import create_app
 from tests.conftest import make_settings
+from tests.serving import serving
 
 SPOOF = {"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"}
 
@@ -24,17 +23,15 @@ SPOOF = {"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"}
 async def client_from(
     peer: str, trusted: str, caplog: pytest.LogCaptureFixture
 ) -> AsyncIterator[httpx.AsyncClient]:
-    application: FastAPI = create_app(make_settings(trusted_proxies=trusted))
     access = logging.getLogger("app.access")
     level = access.level
     access.addHandler(caplog.handler)
     caplog.handler.setLevel(logging.INFO)
     access.setLevel(logging.INFO)
     try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application, client=(peer, 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
-                yield c
+        settings = make_settings(trusted_proxies=trusted)
+        async with serving(settings, base_url="http://api.test", peer=(peer, 40000)) as (_, c):
+            yield c
     finally:
         access.removeHandler(caplog.handler)
         access.setLevel(level)

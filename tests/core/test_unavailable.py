@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,10 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.db import Database
-from app.main import create_app
 from tests.conftest import database_url_for_tests, make_settings
+from tests.serving import serving
 
 LOGIN = {"username": "someone", "password": "password-1"}
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield application, client
 
 
 def assert_unavailable(response: httpx.Response) -> dict[str, Any]:
@@ -102,16 +91,13 @@ async def test_a_full_pool_answers_503_after_the_pool_timeout(app: FastAPI) -> N
 
 async def test_other_failures_stay_500() -> None:
     """Only unavailability is a 503: an OSError that is not about the database is a 500."""
-    application = create_app(make_settings())
+    async with serving(make_settings()) as (application, client):
 
-    @application.get("/boom")
-    async def boom() -> None:
-        raise FileNotFoundError("no such media file")
+        @application.get("/boom")
+        async def boom() -> None:
+            raise FileNotFoundError("no such media file")
 
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get("/boom")
+        response = await client.get("/boom")
     assert response.status_code == 500 and response.json()["code"] == "internal_error"
     assert "retry-after" not in response.headers
 
