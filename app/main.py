@@ -16,7 +16,12 @@ from app.cases.router import router as cases_router
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import ConfigError, Settings, get_settings
 from app.core.db import Database, get_db
-from app.core.errors import DatabaseUnavailable, install_error_handlers, problem_responses
+from app.core.errors import (
+    DatabaseUnavailable,
+    database_unavailable_response,
+    install_error_handlers,
+    problem_responses,
+)
 from app.core.logging import RequestContextMiddleware, configure_logging
 from app.core.proxy import ProxyHeadersMiddleware
 from app.core.text_guard import refuse_nul_characters
@@ -92,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        responses=problem_responses(422, 500, 503),
+        responses={**problem_responses(422, 500), **database_unavailable_response()},
         # Before every operation: no NUL character in any string of the request.
         dependencies=[Depends(refuse_nul_characters)],
     )
@@ -125,7 +130,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HealthStatus(status="ok")
 
     @app.get(
-        "/readyz", tags=["health"], response_model=HealthStatus, responses=problem_responses(503)
+        "/readyz",
+        tags=["health"],
+        response_model=HealthStatus,
+        responses=database_unavailable_response(),
     )
     async def readyz() -> HealthStatus:
         """The database answers."""

@@ -270,3 +270,19 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             },
         }
     return out
+
+
+def database_unavailable_response() -> dict[int | str, dict[str, Any]]:
+    """The 503 every endpoint may answer while the database cannot serve it."""
+    response = problem_responses(503)
+    response[503]["description"] = (
+        "The database cannot serve the request now (no free connection within "
+        "DB_POOL_TIMEOUT_SECONDS, connection refused): retry after `Retry-After` seconds."
+    )
+    response[503]["headers"] = {
+        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+    }
+    response[503]["content"][PROBLEM_MEDIA_TYPE]["example"].update(
+        code=DatabaseUnavailable.code, detail=DatabaseUnavailable.detail
+    )
+    return response

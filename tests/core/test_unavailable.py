@@ -106,3 +106,12 @@ def test_the_pool_timeout_is_a_setting() -> None:
     assert Settings.model_fields["db_pool_timeout_seconds"].default == 10.0
     with pytest.raises(ValueError, match="db_pool_timeout_seconds"):
         make_settings(db_pool_timeout_seconds=0)
+
+
+async def test_the_503_is_in_the_openapi_document(client: httpx.AsyncClient) -> None:
+    document = (await client.get("http://test/openapi.json")).json()
+    for path, method in (("/api/v1/regions", "get"), ("/readyz", "get")):
+        answer = document["paths"][path][method]["responses"]["503"]
+        example = answer["content"]["application/problem+json"]["example"]
+        assert example["code"] == "database_unavailable"
+        assert "Retry-After" in answer["headers"]
