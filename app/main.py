@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from app.activities.router import router as activities_router
 from app.api_docs import install_api_docs
 from app.attachments.router import router as attachments_router
 from app.cases.router import router as cases_router
@@ -26,6 +27,7 @@ from app.core.logging import RequestContextMiddleware, configure_logging
 from app.core.proxy import ProxyHeadersMiddleware
 from app.core.text_guard import refuse_nul_characters
 from app.dashboard.router import router as dashboard_router
+from app.groups.router import router as groups_router
 from app.identity.deputy_router import router as deputy_router
 from app.identity.router import hide_development_endpoints
 from app.identity.router import router as identity_router
@@ -56,6 +58,7 @@ TAGS = [
     {"name": "cases", "description": "Suggestions and problem reports (意见建议)"},
     {"name": "notifications", "description": "Outbox, inbox, subscriptions"},
     {"name": "dashboard", "description": "Statistics, duty archive, exports"},
+    {"name": "activities", "description": "Deputy groups and activities (代表小组、代表活动)"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -119,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cases_router,
         notify_router,
         dashboard_router,
+        groups_router,
+        activities_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.is_production:

@@ -1,5 +1,12 @@
 """Imports every table so that metadata (Alembic, tests) sees the whole schema."""
 
+from app.activities.models import (  # noqa: F401
+    Activity,
+    ActivityAttendance,
+    ActivityInvitation,
+    ActivitySignup,
+    AttendanceCorrection,
+)
 from app.attachments.models import Attachment  # noqa: F401
 from app.cases.models import (  # noqa: F401
     Case,
@@ -11,6 +18,7 @@ from app.cases.models import (  # noqa: F401
     RoutingRule,
 )
 from app.dashboard.models import ManualAct  # noqa: F401
+from app.groups.models import DeputyGroup, DeputyGroupMember  # noqa: F401
 from app.identity.models import (  # noqa: F401
     Deputy,
     DeputyBindingCode,

@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     # A check-in this early before a duty slot starts still counts for the slot.
     duty_early_minutes: int = Field(default=30, ge=0, le=240)
 
+    # Activities (代表活动): the window in which an activity's code is accepted, the reminder.
+    activity_checkin_early_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    activity_checkin_late_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    # Signed-up residents and deputies who said yes are reminded this long before the start.
+    activity_reminder_hours: int = Field(default=24, ge=1, le=168)
+    # "Near me": public activities within this many kilometres of the given point.
+    activity_nearby_km: float = Field(default=10.0, gt=0, le=200)
+
     # Wishes (微心愿) and attachments.
     # A deputy may hold at most this many claimed, not yet fulfilled wishes.
     wish_max_open_claims: int = Field(default=3, ge=1, le=100)

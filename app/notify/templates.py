@@ -15,7 +15,7 @@ The value found is then fitted to the key's WeChat rule (app.notify.fitting).
 placeholder has no value the page given to `enqueue` is used instead.
 
 The default template ids are the names of the templates this product picks from WeChat's
-public template library (工单进度提醒, 办理结果通知, 心愿状态通知); a deployment sets the ids
+public template library (工单进度提醒, 办理结果通知, 心愿状态通知, 活动通知); a deployment sets the ids
 its own mini-program account was given (公众平台 → 订阅消息 → 我的模板) in NOTIFY_TEMPLATES.
 """
 
@@ -33,9 +33,11 @@ from app.notify.fitting import fit_value
 CASE_PROGRESS = "case_progress"
 CASE_RESULT = "case_result"
 WISH_PROGRESS = "wish_progress"
+ACTIVITY_NOTICE = "activity_notice"
 
 CASE_PAGE = "pages/case/detail?id={case_id}"
 WISH_PAGE = "pages/wish/detail?id={wish_id}"
+ACTIVITY_PAGE = "pages/activity/detail?id={activity_id}"
 
 _CASE_NUMBER = "number|case_number|case_id"
 _CASE_TITLE = "title|@title"
@@ -71,6 +73,20 @@ def _wish(phrase: str, note: str) -> dict[str, Any]:
     }
 
 
+def _activity(phrase: str, note: str) -> dict[str, Any]:
+    return {
+        "template_id": ACTIVITY_NOTICE,
+        "page": ACTIVITY_PAGE,
+        "fields": {
+            "thing1": "title|@title",
+            "time2": "time|@created_at",
+            "thing3": "place|=见活动详情",
+            "phrase4": f"status_text|={phrase}",
+            "thing5": note,
+        },
+    }
+
+
 def _inbox_only(page: str) -> dict[str, Any]:
     return {"template_id": None, "page": page, "fields": {}}
 
@@ -89,7 +105,13 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "wish.completed": _wish("已完成", "note|=感谢您的参与"),
     "wish.expired": _wish("已过期", "note|=心愿已到期未被认领"),
     "wish.released": _wish("待认领", "note|=认领代表已放弃，心愿重新发布"),
+    "activity.invited": _activity("待回复", "note|=请在小程序中回复是否参加"),
+    "activity.changed": _activity("时间调整", "note|=活动时间已调整，请留意"),
+    "activity.cancelled": _activity("已取消", "note|=活动已取消"),
+    "activity.reminder": _activity("即将开始", "note|=活动明天开始，请准时参加"),
+    "activity.leave_decided": _activity("已审批", "note|@body"),
     # For staff and unit handlers, who work in the dashboard: the inbox only.
+    "activity.leave_requested": _inbox_only(ACTIVITY_PAGE),
     "case.assigned": _inbox_only(CASE_PAGE),
     "case.due_soon": _inbox_only(CASE_PAGE),
     "case.overdue": _inbox_only(CASE_PAGE),

@@ -102,6 +102,12 @@ async def _purge_refresh_tokens(session: AsyncSession, now: datetime, settings: 
     return await identity_service.purge_refresh_tokens(session)
 
 
+async def _remind_activities(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.activities import service as activity_service
+
+    return await activity_service.send_due_reminders(session, now, settings)
+
+
 # Intervals: overdue flags and due-soon warnings are time-critical for the units; the rest
 # moves whole days, so hourly is plenty. Each sweep handles a bounded batch per run.
 SWEEPS: list[Sweep] = [
@@ -110,6 +116,7 @@ SWEEPS: list[Sweep] = [
     Sweep("wishes.expire_unclaimed", _expire_wishes, 3600),
     Sweep("wishes.auto_complete_fulfilled", _auto_complete_wishes, 3600),
     Sweep("presence.close_stale_checkins", _close_stale_checkins, 600),
+    Sweep("activities.remind_day_before", _remind_activities, 600),
     Sweep("attachments.purge_unlinked", _purge_unlinked_uploads, 3600),
     Sweep("cases.purge_submission_keys", _purge_submission_keys, 86400),
     Sweep("identity.purge_refresh_tokens", _purge_refresh_tokens, 86400),

@@ -1,0 +1,1 @@
+"""Deputy groups (代表小组)."""
