@@ -76,6 +76,7 @@ from app.core.config import Settings
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.pagination import Page, PageParams, fetch_page
 from app.core.security import Principal, Role
+from app.dashboard.exports import cell
 from app.groups import service as group_service
 from app.identity.models import Deputy, DeputyStation, User
 from app.notify import service as notify_service
@@ -427,19 +428,22 @@ async def year_plan_rows(
         c = counts.get(a.id, {})  # type: ignore[arg-type]
         rows.append(
             [
-                n,
-                ACTIVITY_KINDS.get(a.kind, a.kind),
-                a.title,
-                a.starts_at,
-                a.ends_at,
-                places.get(a.station_id, "") if a.station_id else (a.address or ""),  # type: ignore[arg-type]
-                a.organiser or "",
-                c.get("invited", 0),
-                c.get(AttendanceStatus.present.value, 0),
-                c.get(AttendanceStatus.excused.value, 0),
-                c.get(AttendanceStatus.absent.value, 0),
-                f"{a.signed_up}/{a.capacity}" if a.signup_enabled else "",
-                "已取消" if a.status == ActivityStatus.cancelled else "计划",
+                cell(v)
+                for v in (
+                    n,
+                    ACTIVITY_KINDS.get(a.kind, a.kind),
+                    a.title,
+                    a.starts_at,
+                    a.ends_at,
+                    places.get(a.station_id, "") if a.station_id else (a.address or ""),  # type: ignore[arg-type]
+                    a.organiser or "",
+                    c.get("invited", 0),
+                    c.get(AttendanceStatus.present.value, 0),
+                    c.get(AttendanceStatus.excused.value, 0),
+                    c.get(AttendanceStatus.absent.value, 0),
+                    f"{a.signed_up}/{a.capacity}" if a.signup_enabled else "",
+                    "已取消" if a.status == ActivityStatus.cancelled else "计划",
+                )
             ]
         )
     return rows
