@@ -228,7 +228,7 @@ def effective_status(
     """What counts: the recorded attendance; else approved leave is excused, and once the
     activity is over an invitee with nothing recorded was absent without leave."""
     if attendance is not None:
-        return attendance
+        return AttendanceStatus(attendance)
     if leave_status == LeaveStatus.approved:
         return AttendanceStatus.excused
     return AttendanceStatus.absent if ended else None
@@ -499,6 +499,119 @@ async def _attendance_counts(
     )
     for activity_id, status in extra:
         out[activity_id][status] = out[activity_id].get(status, 0) + 1
+    return out
+
+
+async def deputy_attendance(
+    session: AsyncSession, deputy_id: int, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The deputy's activities starting in [since, until), as the duty archive shows them:
+    invited or recorded, not cancelled, with what counts (present / excused / absent); an
+    activity not over with nothing recorded yet is left out."""
+    now = utcnow()
+    rows = await session.execute(
+        sa.select(
+            Activity,
+            ActivityInvitation.leave_status,
+            ActivityAttendance.status,
+            ActivityAttendance.source,
+        )
+        .outerjoin(
+            ActivityInvitation,
+            sa.and_(
+                ActivityInvitation.activity_id == Activity.id,  # type: ignore[arg-type]
+                ActivityInvitation.deputy_id == deputy_id,  # type: ignore[arg-type]
+            ),
+        )
+        .outerjoin(
+            ActivityAttendance,
+            sa.and_(
+                ActivityAttendance.activity_id == Activity.id,  # type: ignore[arg-type]
+                ActivityAttendance.deputy_id == deputy_id,  # type: ignore[arg-type]
+            ),
+        )
+        .where(
+            sa.or_(
+                col(ActivityInvitation.id).is_not(None), col(ActivityAttendance.id).is_not(None)
+            ),
+            Activity.status == ActivityStatus.planned.value,  # type: ignore[arg-type]
+            col(Activity.starts_at) >= since,
+            col(Activity.starts_at) < until,
+        )
+        .order_by(col(Activity.starts_at), col(Activity.id))
+    )
+    out = []
+    for activity, leave_status, status, source in rows:
+        eff = effective_status(status, leave_status, ended=activity.ends_at <= now)
+        if eff is None:
+            continue
+        out.append(
+            {
+                "activity_id": activity.id,
+                "kind": activity.kind,
+                "kind_label": ACTIVITY_KINDS.get(activity.kind),
+                "title": activity.title,
+                "starts_at": activity.starts_at,
+                "status": eff.value,
+                "source": source,
+            }
+        )
+    return out
+
+
+async def attendance_counts(
+    session: AsyncSession, deputy_ids: Sequence[int], since: datetime, until: datetime
+) -> dict[int, tuple[int, int]]:
+    """(attended, absent without leave) per deputy, over activities starting in [since, until),
+    for the deputies' statistics. One query over invitations, one over uninvited records."""
+    ids = list(deputy_ids)
+    out: dict[int, tuple[int, int]] = {}
+    if not ids:
+        return out
+    now = utcnow()
+    window = sa.and_(
+        Activity.status == ActivityStatus.planned.value,  # type: ignore[arg-type]
+        col(Activity.starts_at) >= since,
+        col(Activity.starts_at) < until,
+    )
+    invited = await session.execute(
+        sa.select(
+            ActivityInvitation.deputy_id,
+            Activity.ends_at,
+            ActivityInvitation.leave_status,
+            ActivityAttendance.status,
+        )
+        .join(Activity, col(Activity.id) == ActivityInvitation.activity_id)
+        .outerjoin(
+            ActivityAttendance,
+            sa.and_(
+                ActivityAttendance.activity_id == ActivityInvitation.activity_id,  # type: ignore[arg-type]
+                ActivityAttendance.deputy_id == ActivityInvitation.deputy_id,  # type: ignore[arg-type]
+            ),
+        )
+        .where(col(ActivityInvitation.deputy_id).in_(ids), window)
+    )
+    uninvited = await session.execute(
+        sa.select(
+            ActivityAttendance.deputy_id, Activity.ends_at, sa.null(), ActivityAttendance.status
+        )
+        .join(Activity, col(Activity.id) == ActivityAttendance.activity_id)
+        .where(
+            col(ActivityAttendance.deputy_id).in_(ids),
+            window,
+            ~sa.exists().where(
+                ActivityInvitation.activity_id == ActivityAttendance.activity_id,  # type: ignore[arg-type]
+                ActivityInvitation.deputy_id == ActivityAttendance.deputy_id,  # type: ignore[arg-type]
+            ),
+        )
+    )
+    for deputy_id, ends_at, leave_status, status in [*invited, *uninvited]:
+        eff = effective_status(status, leave_status, ended=ends_at <= now)
+        present, absent = out.get(deputy_id, (0, 0))
+        out[deputy_id] = (
+            present + (eff is AttendanceStatus.present),
+            absent + (eff is AttendanceStatus.absent),
+        )
     return out
 
 

@@ -2,8 +2,9 @@
 
 Everything comes from what the system already recorded — check-ins and duty slots,
 receptions, cases the deputy submitted or follows with their outcomes, wishes claimed and
-fulfilled — plus the manual acts staff added (inspections, trainings, meetings, research).
-The deputy fills in nothing twice.
+fulfilled, activities attended, excused or missed (代表活动, recorded at the activity) — plus
+the manual acts staff added for what happened elsewhere. The deputy fills in nothing twice.
+An absence without leave weighs negatively.
 
 The yearly score is Σ count × weight over the kinds below; the weights are a setting
 (`DASHBOARD_SCORE_WEIGHTS`, JSON), merged over `DEFAULT_SCORE_WEIGHTS`; unknown kinds are
@@ -20,6 +21,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.activities import service as activity_service
 from app.cases.models import Case, CaseFollow, CaseStatus
 from app.core.config import Settings
 from app.dashboard.deps import DateRange
@@ -27,6 +29,7 @@ from app.dashboard.exports import Cell, cell
 from app.dashboard.models import MANUAL_ACT_LABELS, ManualAct, ManualActKind
 from app.dashboard.schemas import (
     Archive,
+    ArchiveActivity,
     ArchiveCase,
     ArchiveCheckIn,
     ArchiveDutySlot,
@@ -55,6 +58,9 @@ SCORE_KINDS: dict[str, tuple[str, float]] = {
     "case_resolved": ("所提/跟踪意见建议已办结", 2.0),
     "wish_claimed": ("认领微心愿", 1.0),
     "wish_fulfilled": ("实现微心愿", 3.0),
+    "activity_present": ("参加代表活动", 3.0),
+    "activity_excused": ("代表活动请假", 0.0),
+    "activity_absent": ("无故缺席代表活动", -3.0),
     ManualActKind.inspection.value: ("视察", 3.0),
     ManualActKind.training.value: ("培训", 1.0),
     ManualActKind.meeting.value: ("会议", 1.0),
@@ -78,6 +84,7 @@ SATISFACTION_LABELS = {
     "basically_satisfied": "基本满意",
     "dissatisfied": "不满意",
 }
+ATTENDANCE_LABELS = {"present": "出席", "excused": "请假", "absent": "缺席（未请假）"}
 WISH_STATUS_LABELS = {
     "pending_review": "待审核",
     "published": "已发布",
@@ -223,6 +230,13 @@ async def build_archive(
     )
     manual_acts = [ManualActPublic.model_validate(a) for a in act_rows.scalars()]
 
+    activities = [
+        ArchiveActivity(**row)
+        for row in await activity_service.deputy_attendance(
+            session, deputy_id, period.since, period.until
+        )
+    ]
+
     manual_counts = {k.value: 0 for k in ManualActKind}
     for act in manual_acts:
         manual_counts[act.kind.value] += 1
@@ -241,6 +255,9 @@ async def build_archive(
         wishes_claimed=sum(1 for w in wishes if w.claimed_in_year),
         wishes_fulfilled=sum(1 for w in wishes if w.fulfilled_in_year),
         manual_acts=manual_counts,
+        activities_present=sum(1 for a in activities if a.status == "present"),
+        activities_excused=sum(1 for a in activities if a.status == "excused"),
+        activities_absent=sum(1 for a in activities if a.status == "absent"),
     )
     return Archive(
         deputy_id=deputy_id,
@@ -254,6 +271,7 @@ async def build_archive(
         cases_followed=cases_followed,
         wishes=wishes,
         manual_acts=manual_acts,
+        activities=activities,
         totals=totals,
         score=score_of(totals, score_weights(settings)),
     )
@@ -284,6 +302,9 @@ def score_of(totals: ArchiveTotals, weights: dict[str, float]) -> Score:
         "case_resolved": totals.cases_resolved,
         "wish_claimed": totals.wishes_claimed,
         "wish_fulfilled": totals.wishes_fulfilled,
+        "activity_present": totals.activities_present,
+        "activity_excused": totals.activities_excused,
+        "activity_absent": totals.activities_absent,
         **{k: float(v) for k, v in totals.manual_acts.items()},
     }
     lines = [
@@ -335,6 +356,9 @@ def archive_rows(archive: Archive) -> Iterator[Sequence[Cell]]:
     for w in archive.wishes:
         yield ("微心愿", cell(w.fulfilled_at or w.claimed_at), w.title, None,
                WISH_STATUS_LABELS.get(w.status, w.status), None, w.id)  # fmt: skip
+    for act in archive.activities:
+        yield ("代表活动", cell(act.starts_at), act.title, act.kind_label or act.kind,
+               ATTENDANCE_LABELS.get(act.status, act.status), None, act.activity_id)  # fmt: skip
     for a in archive.manual_acts:
         yield (MANUAL_ACT_LABELS.get(a.kind, a.kind), cell(a.occurred_on), a.title, a.location,
                a.note, a.hours, a.id)  # fmt: skip

@@ -1,7 +1,7 @@
 """Per-deputy activity (GET /stats/deputies) and the 约谈 candidates.
 
 A deputy's acts are: check-ins, receptions, cases they submitted, cases they follow, wishes
-they claimed or fulfilled, and the manual acts staff recorded. Each figure is one GROUP BY
+they claimed or fulfilled, activities attended (代表活动), and the manual acts staff recorded. Each figure is one GROUP BY
 deputy query restricted to the page's deputies; the inactive filter is one NOT IN over the
 union of deputies active since the cut-off.
 """
@@ -16,6 +16,8 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.activities import service as activity_service
+from app.activities.models import ActivityAttendance, AttendanceStatus
 from app.cases.models import Case, CaseFollow
 from app.core.clock import SHANGHAI, local_now
 from app.core.pagination import PageParams
@@ -87,6 +89,13 @@ def active_since(since: datetime, since_day: date) -> Any:
             or_(col(Wish.claimed_at) >= since, col(Wish.fulfilled_at) >= since),
         ),
         select(ManualAct.deputy_id).where(col(ManualAct.occurred_on) >= since_day),
+        _attended().where(col(ActivityAttendance.recorded_at) >= since),
+    )
+
+
+def _attended() -> Any:
+    return select(ActivityAttendance.deputy_id).where(
+        ActivityAttendance.status == AttendanceStatus.present.value
     )
 
 
@@ -218,6 +227,7 @@ async def activity_of(
         )
         .group_by(ManualAct.deputy_id),
     )
+    activities = await activity_service.attendance_counts(session, ids, period.since, period.until)
     last = await last_active(session, ids)
     out = []
     for deputy in deputies:
@@ -242,6 +252,8 @@ async def activity_of(
                 wishes_claimed=int(wishes.get(deputy.id, (0, 0))[0]),
                 wishes_fulfilled=int(wishes.get(deputy.id, (0, 0))[1]),
                 manual_acts=int(manual.get(deputy.id, (0,))[0]),
+                activities_attended=activities.get(deputy.id, (0, 0))[0],  # type: ignore[arg-type]
+                activities_absent=activities.get(deputy.id, (0, 0))[1],  # type: ignore[arg-type]
                 last_active_at=last_at,
                 inactive=last_at is None or last_at < cutoff,
             )
@@ -268,6 +280,12 @@ async def last_active(session: AsyncSession, ids: list[Any]) -> dict[int, dateti
         select(Wish.claimed_by_deputy_id, func.max(Wish.claimed_at), func.max(Wish.fulfilled_at))
         .where(col(Wish.claimed_by_deputy_id).in_(ids))
         .group_by(Wish.claimed_by_deputy_id),
+        select(ActivityAttendance.deputy_id, func.max(ActivityAttendance.recorded_at))
+        .where(
+            col(ActivityAttendance.deputy_id).in_(ids),
+            ActivityAttendance.status == AttendanceStatus.present.value,
+        )
+        .group_by(ActivityAttendance.deputy_id),
     ]
     latest: dict[int, datetime] = {}
 

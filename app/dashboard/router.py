@@ -110,8 +110,8 @@ async def get_case_stats(
     description=(
         "Deputies on the active roster in scope (by their region or a station they serve), "
         "ordered by name, with their check-ins, duty attendance against the roster, duty hours, "
-        "receptions, cases submitted and followed, wishes claimed and fulfilled, and manual "
-        "acts in the range. A deputy with no recorded act for `inactive_deputy_months` months "
+        "receptions, cases submitted and followed, wishes claimed and fulfilled, activities "
+        "attended and missed without leave (代表活动), and manual acts in the range. A deputy with no recorded act for `inactive_deputy_months` months "
         "(a setting) is `inactive`; `inactive_only=true` lists just those."
     ),
     responses=problem_responses(401, 403, 404, 422),
@@ -226,7 +226,9 @@ def _year(year: int | None) -> int:
     description=(
         "Every act recorded in the year (Asia/Shanghai calendar): check-ins and duty slots, "
         "receptions, cases submitted and followed with their outcomes, wishes claimed and "
-        "fulfilled, and the manual acts staff added. The score is Σ count × weight over the "
+        "fulfilled, activities attended, excused or missed without leave (recorded at the "
+        "activity; an absence counts against the score), and the manual acts staff added for "
+        "what happened elsewhere. The score is Σ count × weight over the "
         "kinds in `score.breakdown`; weights come from the `DASHBOARD_SCORE_WEIGHTS` setting. "
         "Staff whose region holds the deputy, admins, or the deputy themself."
     ),

@@ -373,6 +373,12 @@ class DeputyActivity(BaseModel):
     wishes_claimed: int
     wishes_fulfilled: int
     manual_acts: int = Field(description="Inspections, trainings, meetings, research (staff)")
+    activities_attended: int = Field(
+        default=0, description="Activities (代表活动) attended, as recorded at the activity"
+    )
+    activities_absent: int = Field(
+        default=0, description="Activities over and missed without approved leave"
+    )
     last_active_at: datetime | None = Field(description="Latest recorded act, any date")
     inactive: bool = Field(
         description="No recorded act since `inactive_since`: a candidate for a talk (约谈)"
@@ -501,6 +507,23 @@ class ArchiveTotals(BaseModel):
     manual_acts: dict[str, int] = Field(
         description="By kind: inspection, training, meeting, research, other"
     )
+    activities_present: int = Field(default=0, description="Activities attended (出席)")
+    activities_excused: int = Field(default=0, description="Activities on approved leave (请假)")
+    activities_absent: int = Field(
+        default=0, description="Activities over and missed without approved leave (缺席)"
+    )
+
+
+class ArchiveActivity(BaseModel):
+    """An activity (代表活动) the deputy was invited to or recorded at, as the system recorded it."""
+
+    activity_id: int
+    kind: str
+    kind_label: str | None
+    title: str
+    starts_at: datetime
+    status: str = Field(description="present, excused or absent")
+    source: str | None = Field(description="scan, staff, or null when derived (leave, absence)")
 
 
 class ScoreLine(BaseModel):
@@ -620,6 +643,9 @@ class Archive(BaseModel):
     cases_followed: list[ArchiveCase]
     wishes: list[ArchiveWish] = Field(description="Wishes claimed or fulfilled in the year")
     manual_acts: list[ManualActPublic]
+    activities: list[ArchiveActivity] = Field(
+        default_factory=list, description="Activities of the year, recorded where they happened"
+    )
     totals: ArchiveTotals
     score: Score = Field(
         description="Σ count × weight; weights from settings.dashboard_score_weights"

@@ -125,6 +125,8 @@ async def test_per_deputy_figures(client: httpx.AsyncClient, world: World) -> No
         "wishes_claimed": 2,
         "wishes_fulfilled": 1,
         "manual_acts": 1,
+        "activities_attended": 0,
+        "activities_absent": 0,
         "inactive": False,
     }
     assert a["last_active_at"] == "2026-06-20T02:00:00Z"  # the follow, 10:00 in Shanghai
