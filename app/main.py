@@ -34,6 +34,7 @@ from app.identity.router import router as identity_router
 from app.notify.router import router as notify_router
 from app.org.router import router as org_router
 from app.presence.router import router as presence_router
+from app.reports.router import router as reports_router
 from app.startup import refuse_unsafe_production
 from app.wishes.router import router as wishes_router
 
@@ -59,6 +60,7 @@ TAGS = [
     {"name": "notifications", "description": "Outbox, inbox, subscriptions"},
     {"name": "dashboard", "description": "Statistics, duty archive, exports"},
     {"name": "activities", "description": "Deputy groups and activities (代表小组、代表活动)"},
+    {"name": "reports", "description": "Deputies reporting to voters (述职评议)"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dashboard_router,
         groups_router,
         activities_router,
+        reports_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.is_production:

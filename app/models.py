@@ -34,5 +34,6 @@ from app.notify.models import (  # noqa: F401
 )
 from app.org.models import Region, Station, Unit  # noqa: F401
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception  # noqa: F401
+from app.reports.models import DeputyReport, DeputyReportEvaluation  # noqa: F401
 from app.wechat.models import WeChatAccessToken  # noqa: F401
 from app.wishes.models import Wish, WishClaimLock, WishEvent  # noqa: F401

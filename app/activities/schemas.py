@@ -15,6 +15,7 @@ from app.activities.models import (
     LeaveStatus,
     RsvpAnswer,
 )
+from app.attachments.schemas import AttachmentPublic
 from app.core.types import MAX_ID
 from app.org.schemas import _Body
 
@@ -218,11 +219,6 @@ class MyInvitation(BaseModel):
     attendance: AttendanceStatus | None
 
 
-class AttachmentRef(BaseModel):
-    id: int
-    url: str
-
-
 class ActivityDetail(ActivityPublic):
     """With what concerns the caller: their invitation, their sign-up; for staff and the
     organising group's leader the invitation counts; minutes once written."""
@@ -236,7 +232,7 @@ class ActivityDetail(ActivityPublic):
     leave_requests: int | None = None
     minutes: str | None = None
     minutes_at: datetime | None = None
-    minutes_photos: list[AttachmentRef] = Field(default_factory=list)
+    minutes_photos: list[AttachmentPublic] = Field(default_factory=list)
 
 
 class RsvpBody(_Body):

@@ -56,7 +56,6 @@ from app.activities.schemas import (
     ActivityDetail,
     ActivityPublic,
     ActivityUpdate,
-    AttachmentRef,
     AttendanceCorrect,
     AttendancePublic,
     AttendanceSheet,
@@ -70,7 +69,7 @@ from app.activities.schemas import (
     SignupPublic,
 )
 from app.attachments import service as attachment_service
-from app.attachments.schemas import attachment_url
+from app.attachments.schemas import AttachmentPublic
 from app.core.clock import SHANGHAI, utcnow
 from app.core.config import Settings
 from app.core.errors import Forbidden, NotFound, ValidationFailed
@@ -290,7 +289,7 @@ async def detail(
         extra.update(
             minutes=activity.minutes,
             minutes_at=activity.minutes_at,
-            minutes_photos=[AttachmentRef(id=p.id, url=attachment_url(p.id)) for p in photos],  # type: ignore[arg-type]
+            minutes_photos=[AttachmentPublic.of(p) for p in photos],
         )
     return ActivityDetail(**data, **extra)
 

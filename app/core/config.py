@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # "Near me": public activities within this many kilometres of the given point.
     activity_nearby_km: float = Field(default=10.0, gt=0, le=200)
 
+    # msgSecCheck v2 scene for evaluation and consultation comments: 2 = 评论.
+    comment_sec_check_scene: int = Field(default=2, ge=1, le=4)
+
     # Wishes (微心愿) and attachments.
     # A deputy may hold at most this many claimed, not yet fulfilled wishes.
     wish_max_open_claims: int = Field(default=3, ge=1, le=100)

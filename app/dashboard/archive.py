@@ -34,6 +34,7 @@ from app.dashboard.schemas import (
     ArchiveCheckIn,
     ArchiveDutySlot,
     ArchiveReception,
+    ArchiveReport,
     ArchiveTotals,
     ArchiveWish,
     ManualActPublic,
@@ -45,6 +46,7 @@ from app.dashboard.stats import between
 from app.identity.models import Deputy, User
 from app.org.models import Station
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception
+from app.reports import service as report_service
 from app.wishes.models import Wish, WishStatus
 
 # kind → (label, default weight). Hours count per hour; the rest per act.
@@ -61,6 +63,7 @@ SCORE_KINDS: dict[str, tuple[str, float]] = {
     "activity_present": ("参加代表活动", 3.0),
     "activity_excused": ("代表活动请假", 0.0),
     "activity_absent": ("无故缺席代表活动", -3.0),
+    "report": ("向选民述职", 5.0),
     ManualActKind.inspection.value: ("视察", 3.0),
     ManualActKind.training.value: ("培训", 1.0),
     ManualActKind.meeting.value: ("会议", 1.0),
@@ -237,6 +240,11 @@ async def build_archive(
         )
     ]
 
+    reports = [
+        ArchiveReport(**row)
+        for row in await report_service.deputy_reports(session, deputy_id, year)
+    ]
+
     manual_counts = {k.value: 0 for k in ManualActKind}
     for act in manual_acts:
         manual_counts[act.kind.value] += 1
@@ -258,6 +266,7 @@ async def build_archive(
         activities_present=sum(1 for a in activities if a.status == "present"),
         activities_excused=sum(1 for a in activities if a.status == "excused"),
         activities_absent=sum(1 for a in activities if a.status == "absent"),
+        reports=len(reports),
     )
     return Archive(
         deputy_id=deputy_id,
@@ -272,6 +281,7 @@ async def build_archive(
         wishes=wishes,
         manual_acts=manual_acts,
         activities=activities,
+        reports=reports,
         totals=totals,
         score=score_of(totals, score_weights(settings)),
     )
@@ -305,6 +315,7 @@ def score_of(totals: ArchiveTotals, weights: dict[str, float]) -> Score:
         "activity_present": totals.activities_present,
         "activity_excused": totals.activities_excused,
         "activity_absent": totals.activities_absent,
+        "report": totals.reports,
         **{k: float(v) for k, v in totals.manual_acts.items()},
     }
     lines = [
@@ -359,6 +370,10 @@ def archive_rows(archive: Archive) -> Iterator[Sequence[Cell]]:
     for act in archive.activities:
         yield ("代表活动", cell(act.starts_at), act.title, act.kind_label or act.kind,
                ATTENDANCE_LABELS.get(act.status, act.status), None, act.activity_id)  # fmt: skip
+    for rep in archive.reports:
+        rate = "" if rep.satisfaction_rate is None else f"，满意率 {rep.satisfaction_rate:.0%}"
+        yield ("向选民述职", cell(rep.published_at), rep.title, None,
+               f"评议 {rep.total} 人{rate}", None, rep.report_id)  # fmt: skip
     for a in archive.manual_acts:
         yield (MANUAL_ACT_LABELS.get(a.kind, a.kind), cell(a.occurred_on), a.title, a.location,
                a.note, a.hours, a.id)  # fmt: skip

@@ -29,6 +29,7 @@ from app.dashboard.stats import between, duty_seconds_expr
 from app.identity.models import Deputy, DeputyStation, User
 from app.org.models import Region, Station
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception
+from app.reports import service as report_service
 from app.wishes.models import Wish, WishStatus
 
 FULFILLED = (WishStatus.fulfilled.value, WishStatus.completed.value)
@@ -111,6 +112,7 @@ async def deputy_stats(
     *,
     inactive_months: int,
     inactive_only: bool,
+    not_reported: bool = False,
 ) -> DeputyStats:
     await tune_report_queries(session)
     dialect = dialect_of(session)
@@ -122,6 +124,8 @@ async def deputy_stats(
         await session.execute(select(func.count()).select_from(Deputy).where(roster, inactive))
     ).scalar_one()
     conditions = [roster, inactive] if inactive_only else [roster]
+    if not_reported:
+        conditions.append(~report_service.reported_condition(Deputy.id, col(Deputy.term)))
     total = (
         await session.execute(select(func.count()).select_from(Deputy).where(*conditions))
     ).scalar_one()
@@ -228,6 +232,16 @@ async def activity_of(
         .group_by(ManualAct.deputy_id),
     )
     activities = await activity_service.attendance_counts(session, ids, period.since, period.until)
+    reported = set(
+        (
+            await session.execute(
+                select(Deputy.id).where(
+                    col(Deputy.id).in_(ids),
+                    report_service.reported_condition(Deputy.id, col(Deputy.term)),
+                )
+            )
+        ).scalars()
+    )
     last = await last_active(session, ids)
     out = []
     for deputy in deputies:
@@ -254,6 +268,7 @@ async def activity_of(
                 manual_acts=int(manual.get(deputy.id, (0,))[0]),
                 activities_attended=activities.get(deputy.id, (0, 0))[0],  # type: ignore[arg-type]
                 activities_absent=activities.get(deputy.id, (0, 0))[1],  # type: ignore[arg-type]
+                reported_this_term=deputy.id in reported,
                 last_active_at=last_at,
                 inactive=last_at is None or last_at < cutoff,
             )

@@ -112,7 +112,9 @@ async def get_case_stats(
         "ordered by name, with their check-ins, duty attendance against the roster, duty hours, "
         "receptions, cases submitted and followed, wishes claimed and fulfilled, activities "
         "attended and missed without leave (代表活动), and manual acts in the range. A deputy with no recorded act for `inactive_deputy_months` months "
-        "(a setting) is `inactive`; `inactive_only=true` lists just those."
+        "(a setting) is `inactive`; `inactive_only=true` lists just those. "
+        "`reported_this_term` says whether the deputy has published a report to the voters "
+        "(述职报告) in their current term; `not_reported=true` lists those who have not."
     ),
     responses=problem_responses(401, 403, 404, 422),
 )
@@ -126,6 +128,9 @@ async def get_deputy_stats(
     inactive_only: Annotated[
         bool, Query(description="Only deputies with no act for the set number of months")
     ] = False,
+    not_reported: Annotated[
+        bool, Query(description="Only deputies who have not reported to the voters this term")
+    ] = False,
 ) -> DeputyStats:
     return await deputies.deputy_stats(
         session,
@@ -134,6 +139,7 @@ async def get_deputy_stats(
         page,
         inactive_months=settings.inactive_deputy_months,
         inactive_only=inactive_only,
+        not_reported=not_reported,
     )
 
 

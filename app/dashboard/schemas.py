@@ -379,6 +379,9 @@ class DeputyActivity(BaseModel):
     activities_absent: int = Field(
         default=0, description="Activities over and missed without approved leave"
     )
+    reported_this_term: bool = Field(
+        default=False, description="Has published a report to the voters in the current term"
+    )
     last_active_at: datetime | None = Field(description="Latest recorded act, any date")
     inactive: bool = Field(
         description="No recorded act since `inactive_since`: a candidate for a talk (约谈)"
@@ -512,6 +515,7 @@ class ArchiveTotals(BaseModel):
     activities_absent: int = Field(
         default=0, description="Activities over and missed without approved leave (缺席)"
     )
+    reports: int = Field(default=0, description="Published reports to the voters (述职)")
 
 
 class ArchiveActivity(BaseModel):
@@ -524,6 +528,20 @@ class ArchiveActivity(BaseModel):
     starts_at: datetime
     status: str = Field(description="present, excused or absent")
     source: str | None = Field(description="scan, staff, or null when derived (leave, absence)")
+
+
+class ArchiveReport(BaseModel):
+    """The deputy's published report to the voters (述职报告) of the year and its evaluation."""
+
+    report_id: int
+    year: int
+    title: str
+    published_at: datetime | None
+    total: int = Field(description="Evaluations")
+    satisfied: int
+    basically_satisfied: int
+    dissatisfied: int
+    satisfaction_rate: float | None
 
 
 class ScoreLine(BaseModel):
@@ -645,6 +663,9 @@ class Archive(BaseModel):
     manual_acts: list[ManualActPublic]
     activities: list[ArchiveActivity] = Field(
         default_factory=list, description="Activities of the year, recorded where they happened"
+    )
+    reports: list[ArchiveReport] = Field(
+        default_factory=list, description="The year's published report to the voters, evaluated"
     )
     totals: ArchiveTotals
     score: Score = Field(

@@ -112,6 +112,7 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "activity.leave_decided": _activity("已审批", "note|@body"),
     # For staff and unit handlers, who work in the dashboard: the inbox only.
     "activity.leave_requested": _inbox_only(ACTIVITY_PAGE),
+    "deputy_report.published": _inbox_only("pages/report/detail?id={report_id}"),
     "case.assigned": _inbox_only(CASE_PAGE),
     "case.due_soon": _inbox_only(CASE_PAGE),
     "case.overdue": _inbox_only(CASE_PAGE),

@@ -127,6 +127,7 @@ async def test_per_deputy_figures(client: httpx.AsyncClient, world: World) -> No
         "manual_acts": 1,
         "activities_attended": 0,
         "activities_absent": 0,
+        "reported_this_term": False,
         "inactive": False,
     }
     assert a["last_active_at"] == "2026-06-20T02:00:00Z"  # the follow, 10:00 in Shanghai

@@ -1,0 +1,1 @@
+"""Deputies reporting to their voters (述职评议): reports and evaluations."""
