@@ -28,7 +28,7 @@ async def test_recorded_activities_enter_the_archive_and_the_statistics(
             ends_at="2026-03-03T08:00:00Z",
         ),
     )
-    missed = await create(
+    await create(
         client,
         world.staff_a,
         plan(
