@@ -14,6 +14,7 @@ from app.activities.router import router as activities_router
 from app.api_docs import install_api_docs
 from app.attachments.router import router as attachments_router
 from app.cases.router import router as cases_router
+from app.consultations.router import router as consultations_router
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import ConfigError, Settings, get_settings
 from app.core.db import Database, get_db
@@ -61,6 +62,7 @@ TAGS = [
     {"name": "dashboard", "description": "Statistics, duty archive, exports"},
     {"name": "activities", "description": "Deputy groups and activities (代表小组、代表活动)"},
     {"name": "reports", "description": "Deputies reporting to voters (述职评议)"},
+    {"name": "consultations", "description": "Legislative consultations (立法意见征集)"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         groups_router,
         activities_router,
         reports_router,
+        consultations_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.is_production:

@@ -17,6 +17,7 @@ from app.cases.models import (  # noqa: F401
     CaseSubmissionKey,
     RoutingRule,
 )
+from app.consultations.models import Consultation, ConsultationComment  # noqa: F401
 from app.dashboard.models import ManualAct  # noqa: F401
 from app.groups.models import DeputyGroup, DeputyGroupMember  # noqa: F401
 from app.identity.models import (  # noqa: F401

@@ -23,6 +23,7 @@ from sqlmodel import col
 
 from app.activities import service as activity_service
 from app.cases.models import Case, CaseFollow, CaseStatus
+from app.consultations import service as consultation_service
 from app.core.config import Settings
 from app.dashboard.deps import DateRange
 from app.dashboard.exports import Cell, cell
@@ -32,6 +33,7 @@ from app.dashboard.schemas import (
     ArchiveActivity,
     ArchiveCase,
     ArchiveCheckIn,
+    ArchiveConsultationComment,
     ArchiveDutySlot,
     ArchiveReception,
     ArchiveReport,
@@ -64,6 +66,7 @@ SCORE_KINDS: dict[str, tuple[str, float]] = {
     "activity_excused": ("代表活动请假", 0.0),
     "activity_absent": ("无故缺席代表活动", -3.0),
     "report": ("向选民述职", 5.0),
+    "consultation_comment": ("提出立法意见", 1.0),
     ManualActKind.inspection.value: ("视察", 3.0),
     ManualActKind.training.value: ("培训", 1.0),
     ManualActKind.meeting.value: ("会议", 1.0),
@@ -87,6 +90,7 @@ SATISFACTION_LABELS = {
     "basically_satisfied": "基本满意",
     "dissatisfied": "不满意",
 }
+OUTCOME_LABELS = {"adopted": "采纳", "partly_adopted": "部分采纳", "not_adopted": "未采纳"}
 ATTENDANCE_LABELS = {"present": "出席", "excused": "请假", "absent": "缺席（未请假）"}
 WISH_STATUS_LABELS = {
     "pending_review": "待审核",
@@ -245,6 +249,13 @@ async def build_archive(
         for row in await report_service.deputy_reports(session, deputy_id, year)
     ]
 
+    consultation_comments = [
+        ArchiveConsultationComment(**row)
+        for row in await consultation_service.deputy_comments(
+            session, deputy_id, period.since, period.until
+        )
+    ]
+
     manual_counts = {k.value: 0 for k in ManualActKind}
     for act in manual_acts:
         manual_counts[act.kind.value] += 1
@@ -267,6 +278,7 @@ async def build_archive(
         activities_excused=sum(1 for a in activities if a.status == "excused"),
         activities_absent=sum(1 for a in activities if a.status == "absent"),
         reports=len(reports),
+        consultation_comments=len(consultation_comments),
     )
     return Archive(
         deputy_id=deputy_id,
@@ -282,6 +294,7 @@ async def build_archive(
         manual_acts=manual_acts,
         activities=activities,
         reports=reports,
+        consultation_comments=consultation_comments,
         totals=totals,
         score=score_of(totals, score_weights(settings)),
     )
@@ -316,6 +329,7 @@ def score_of(totals: ArchiveTotals, weights: dict[str, float]) -> Score:
         "activity_excused": totals.activities_excused,
         "activity_absent": totals.activities_absent,
         "report": totals.reports,
+        "consultation_comment": totals.consultation_comments,
         **{k: float(v) for k, v in totals.manual_acts.items()},
     }
     lines = [
@@ -374,6 +388,10 @@ def archive_rows(archive: Archive) -> Iterator[Sequence[Cell]]:
         rate = "" if rep.satisfaction_rate is None else f"，满意率 {rep.satisfaction_rate:.0%}"
         yield ("向选民述职", cell(rep.published_at), rep.title, None,
                f"评议 {rep.total} 人{rate}", None, rep.report_id)  # fmt: skip
+    for com in archive.consultation_comments:
+        where = f"第{com.article_no}条" if com.article_no else "总体"
+        yield ("立法意见", cell(com.created_at), f"{com.title}（{where}）", None,
+               OUTCOME_LABELS.get(com.outcome or "", "待处理"), None, com.comment_id)  # fmt: skip
     for a in archive.manual_acts:
         yield (MANUAL_ACT_LABELS.get(a.kind, a.kind), cell(a.occurred_on), a.title, a.location,
                a.note, a.hours, a.id)  # fmt: skip

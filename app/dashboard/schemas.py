@@ -516,6 +516,7 @@ class ArchiveTotals(BaseModel):
         default=0, description="Activities over and missed without approved leave (缺席)"
     )
     reports: int = Field(default=0, description="Published reports to the voters (述职)")
+    consultation_comments: int = Field(default=0, description="Comments on draft laws")
 
 
 class ArchiveActivity(BaseModel):
@@ -542,6 +543,17 @@ class ArchiveReport(BaseModel):
     basically_satisfied: int
     dissatisfied: int
     satisfaction_rate: float | None
+
+
+class ArchiveConsultationComment(BaseModel):
+    """A comment the deputy made on a draft law (立法意见征集) and what became of it."""
+
+    comment_id: int
+    consultation_id: int
+    title: str
+    article_no: int | None
+    created_at: datetime
+    outcome: str | None
 
 
 class ScoreLine(BaseModel):
@@ -666,6 +678,9 @@ class Archive(BaseModel):
     )
     reports: list[ArchiveReport] = Field(
         default_factory=list, description="The year's published report to the voters, evaluated"
+    )
+    consultation_comments: list[ArchiveConsultationComment] = Field(
+        default_factory=list, description="Comments on draft laws made in the year"
     )
     totals: ArchiveTotals
     score: Score = Field(

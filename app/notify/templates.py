@@ -15,7 +15,7 @@ The value found is then fitted to the key's WeChat rule (app.notify.fitting).
 placeholder has no value the page given to `enqueue` is used instead.
 
 The default template ids are the names of the templates this product picks from WeChat's
-public template library (工单进度提醒, 办理结果通知, 心愿状态通知, 活动通知); a deployment sets the ids
+public template library (工单进度提醒, 办理结果通知, 心愿状态通知, 活动通知, 意见反馈通知); a deployment sets the ids
 its own mini-program account was given (公众平台 → 订阅消息 → 我的模板) in NOTIFY_TEMPLATES.
 """
 
@@ -34,6 +34,7 @@ CASE_PROGRESS = "case_progress"
 CASE_RESULT = "case_result"
 WISH_PROGRESS = "wish_progress"
 ACTIVITY_NOTICE = "activity_notice"
+CONSULTATION_FEEDBACK = "consultation_feedback"
 
 CASE_PAGE = "pages/case/detail?id={case_id}"
 WISH_PAGE = "pages/wish/detail?id={wish_id}"
@@ -113,6 +114,16 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     # For staff and unit handlers, who work in the dashboard: the inbox only.
     "activity.leave_requested": _inbox_only(ACTIVITY_PAGE),
     "deputy_report.published": _inbox_only("pages/report/detail?id={report_id}"),
+    "consultation.outcomes": {
+        "template_id": CONSULTATION_FEEDBACK,
+        "page": "pages/consultation/detail?id={consultation_id}",
+        "fields": {
+            "thing1": "title|@title",
+            "phrase2": "status_text|=已反馈",
+            "thing3": "note|@body",
+            "time4": "time|@created_at",
+        },
+    },
     "case.assigned": _inbox_only(CASE_PAGE),
     "case.due_soon": _inbox_only(CASE_PAGE),
     "case.overdue": _inbox_only(CASE_PAGE),

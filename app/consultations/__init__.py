@@ -1,0 +1,1 @@
+"""Legislative consultations (立法意见征集)."""
