@@ -254,38 +254,27 @@ async def leader_of(session: AsyncSession, group_id: int, deputy_id: int) -> boo
     return found.first() is not None
 
 
-async def set_deputy_groups(
-    session: AsyncSession, deputy_id: int, region_id: int, names: Sequence[str]
-) -> None:
-    """The roster import's `groups` column: the deputy is a member of exactly these groups of
-    `region_id` (created when missing); roles in groups it stays in are kept."""
-    wanted: dict[str, int] = {}
-    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
-        gid = (
-            await session.execute(
-                sa.select(DeputyGroup.id).where(
-                    DeputyGroup.region_id == region_id,  # type: ignore[arg-type]
-                    DeputyGroup.name == name,  # type: ignore[arg-type]
-                )
-            )
-        ).scalar_one_or_none()
-        if gid is None:
-            group = DeputyGroup(name=name[:100], region_id=region_id)
-            session.add(group)
-            await _flush_named(session)
-            gid = group.id
-        assert gid is not None
-        wanted[name] = gid
-    current = set(
-        (
-            await session.execute(
-                sa.select(DeputyGroupMember.group_id).where(
-                    DeputyGroupMember.deputy_id == deputy_id
-                )  # type: ignore[arg-type]
-            )
-        ).scalars()
+async def groups_of(session: AsyncSession, deputy_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The groups each deputy is in."""
+    out: dict[int, set[int]] = {}
+    if not deputy_ids:
+        return out
+    rows = await session.execute(
+        sa.select(DeputyGroupMember.deputy_id, DeputyGroupMember.group_id).where(
+            DeputyGroupMember.deputy_id.in_(list(deputy_ids))  # type: ignore[attr-defined]
+        )
     )
-    drop = current - set(wanted.values())
+    for deputy_id, group_id in rows:
+        out.setdefault(int(deputy_id), set()).add(int(group_id))
+    return out
+
+
+async def set_memberships(session: AsyncSession, deputy_id: int, group_ids: Sequence[int]) -> None:
+    """The roster import's groups column: the deputy is in exactly these groups; the role in
+    a group they stay in is kept, new memberships are plain members."""
+    wanted = set(group_ids)
+    current = (await groups_of(session, [deputy_id])).get(deputy_id, set())
+    drop = current - wanted
     if drop:
         await session.execute(
             sa.delete(DeputyGroupMember).where(
@@ -293,6 +282,8 @@ async def set_deputy_groups(
                 DeputyGroupMember.group_id.in_(drop),  # type: ignore[attr-defined]
             )
         )
-    for gid in set(wanted.values()) - current:
-        session.add(DeputyGroupMember(group_id=gid, deputy_id=deputy_id, role=GroupRole.member))
+    for group_id in sorted(wanted - current):
+        session.add(
+            DeputyGroupMember(group_id=group_id, deputy_id=deputy_id, role=GroupRole.member)
+        )
     await session.flush()

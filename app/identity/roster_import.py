@@ -11,7 +11,9 @@ XLSX, unreadable, missing a required column, too many rows) changes nothing. The
 A row with a phone number that is already on the roster updates that deputy (non-empty cells
 overwrite, empty cells keep the current value); any other row creates a deputy. Columns, in
 Chinese or English: 姓名/name and 层级/level are required; 职务/title, 手机/phone,
-联络站/station (several separated by 、 or ;), 届次/term, 区域/region are optional.
+联络站/station and 代表小组/groups (several separated by 、 or ;), 届次/term, 区域/region are
+optional. Stations and groups are matched by name within the caller's scope; a deputy's
+groups become exactly those named in a non-empty cell (the role in a group kept is kept).
 
 The file is hostile until read: parsing runs in a worker thread (`read_table_off_loop`), an
 XLSX's ZIP directory is checked before openpyxl opens it (total and per-member inflated size,
@@ -39,6 +41,8 @@ from sqlmodel import col
 from app.core.clock import utcnow
 from app.core.errors import AppError, Conflict, ValidationFailed
 from app.core.security import Principal, Role
+from app.groups import service as group_service
+from app.groups.models import DeputyGroup
 from app.identity import deputy_service
 from app.identity.deputy_schemas import (
     ImportReport,
@@ -98,6 +102,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "station": ("联络站", "所在联络站", "进站", "站点", "station", "stations"),
     "term": ("届次", "term"),
     "region": ("区域", "所属区域", "region"),
+    "groups": ("代表小组", "所在小组", "小组", "groups", "group"),
 }
 REQUIRED = ("name", "level")
 _HEADER_LOOKUP = {alias.lower(): key for key, aliases in COLUMNS.items() for alias in aliases}
@@ -331,6 +336,7 @@ class RowPlan:
     name: str | None
     values: dict[str, Any] = field(default_factory=dict)
     station_ids: list[int] | None = None
+    group_ids: list[int] | None = None
     reasons: list[str] = field(default_factory=list)
     existing: Deputy | None = None
     changed: list[str] = field(default_factory=list)
@@ -363,6 +369,16 @@ async def _plan(session: AsyncSession, principal: Principal, table: Table) -> li
         )
     ).all()
     stations = _by_name([(s, n) for s, n in scope_stations])
+    groups: dict[str, list[int]] = {}
+    if "groups" in table.columns:
+        scope_groups = (
+            await session.execute(
+                select(DeputyGroup.id, DeputyGroup.name).where(
+                    org_service.in_scope(principal, DeputyGroup.region_id)
+                )
+            )
+        ).all()
+        groups = _by_name([(g, n) for g, n in scope_groups])
 
     def cell(cells: list[str], key: str) -> str:
         index = table.columns.get(key)
@@ -417,11 +433,30 @@ async def _plan(session: AsyncSession, principal: Principal, table: Table) -> li
                 elif matches[0] not in ids:
                     ids.append(matches[0])
             plan.station_ids = ids
+        if "groups" in table.columns:
+            plan.group_ids = _match_names(cell(cells, "groups"), groups, "代表小组", plan.reasons)
         plans.append(plan)
 
     _reject_duplicate_phones(plans)
     await _match_existing(session, principal, plans)
     return plans
+
+
+def _match_names(
+    text: str, known: dict[str, list[int]], label: str, reasons: list[str]
+) -> list[int]:
+    ids: list[int] = []
+    for name in (n.strip() for n in _STATION_SPLIT.split(text)):
+        if not name:
+            continue
+        matches = known.get(name, [])
+        if not matches:
+            reasons.append(f"{label}不存在或不在您的管辖范围内：{name}")
+        elif len(matches) > 1:
+            reasons.append(f"{label}名称不唯一：{name}")
+        elif matches[0] not in ids:
+            ids.append(matches[0])
+    return ids
 
 
 def _reject_duplicate_phones(plans: list[RowPlan]) -> None:
@@ -483,6 +518,16 @@ async def _match_existing(
             and set(plan.station_ids) != attached.get(plan.existing.id, set())  # type: ignore[arg-type]
         ):
             plan.changed.append("stations")
+    memberships = await group_service.groups_of(
+        session, [p.deputy_id for p in plans if p.existing is not None and p.deputy_id]
+    )
+    for plan in plans:
+        if (
+            plan.existing is not None
+            and plan.group_ids is not None
+            and set(plan.group_ids) != memberships.get(plan.existing.id, set())  # type: ignore[arg-type]
+        ):
+            plan.changed.append("groups")
 
 
 async def _attachments(deputy_ids: list[int | None], session: AsyncSession) -> dict[int, set[int]]:
@@ -526,6 +571,8 @@ async def _apply(session: AsyncSession, plan: RowPlan) -> bool:
                 return False
     if plan.station_ids is not None:
         await deputy_service.set_stations(session, plan.deputy_id, plan.station_ids)  # type: ignore[arg-type]
+    if plan.group_ids is not None:
+        await group_service.set_memberships(session, plan.deputy_id, plan.group_ids)  # type: ignore[arg-type]
     return True
 
 

@@ -130,3 +130,39 @@ async def test_members_are_replaced_and_names_are_unique_per_region(
     assert elsewhere.status_code == 201
     missing = await client.patch("/deputy-groups/999999", json={}, headers=world.admin.headers)
     assert missing.status_code == 404
+
+
+async def test_the_roster_import_sets_groups(
+    client: httpx.AsyncClient, world: World, factory: Factory
+) -> None:
+    second = await factory.add(DeputyGroup(name="教育界小组", region_id=world.district.street_a.id))
+    elsewhere = await factory.add(
+        DeputyGroup(name="乙街道小组", region_id=world.district.street_b.id)
+    )
+    # 王组长 (matched by phone) keeps leading 甲街道代表小组 and joins 教育界小组; a new
+    # deputy joins one; a group outside the caller's scope is refused.
+    leader = world.deputies["leader"]
+    leader.phone = "13900000001"
+    await factory.add(leader)
+    rows = [
+        ["姓名", "层级", "手机", "代表小组"],
+        ["王组长", "区", "13900000001", "甲街道代表小组、教育界小组"],
+        ["新代表", "区", "13900000002", "教育界小组"],
+        ["外区代表", "区", "13900000003", "乙街道小组"],
+    ]
+    data = ("\r\n".join(",".join(r) for r in rows) + "\r\n").encode()
+    response = await client.post(
+        "/deputies/import",
+        files={"file": ("roster.csv", data, "text/csv")},
+        headers=world.staff_a.headers,
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [r["status"] for r in report["rows"]] == ["updated", "created", "rejected"]
+    assert report["rows"][0]["changed"] == ["groups"]
+    assert "代表小组不存在或不在您的管辖范围内：乙街道小组" in report["rows"][2]["reasons"]
+    groups = (await client.get("/deputy-groups", headers=world.admin.headers)).json()["items"]
+    members = {g["name"]: [(m["name"], m["role"]) for m in g["members"]] for g in groups}
+    assert members["甲街道代表小组"] == [("王组长", "leader"), ("李代表", "member")]
+    assert sorted(members["教育界小组"]) == [("新代表", "member"), ("王组长", "member")]
+    assert members["乙街道小组"] == [] and {second.id, elsewhere.id} <= {g["id"] for g in groups}
