@@ -413,15 +413,12 @@ async def year_plan_rows(
     places: dict[int, str] = {}
     station_ids = {a.station_id for a in activities if a.station_id}
     if station_ids:
-        places = dict(
-            (
-                await session.execute(
-                    sa.select(Station.id, Station.name).where(Station.id.in_(station_ids))
-                )
+        places = {
+            int(k): v
+            for k, v in await session.execute(
+                sa.select(Station.id, Station.name).where(Station.id.in_(station_ids))
             )
-            .tuples()
-            .all()  # type: ignore[union-attr]
-        )
+        }
     rows: list[list[Any]] = []
     for n, a in enumerate(activities, 1):
         c = counts.get(a.id, {})  # type: ignore[arg-type]
@@ -1095,15 +1092,12 @@ async def attendance_sheet(session: AsyncSession, activity: Activity) -> Attenda
     }
     deputy_ids = set(invitations) | set(records)
     names: dict[int, str] = (
-        dict(
-            (
-                await session.execute(
-                    sa.select(Deputy.id, Deputy.name).where(Deputy.id.in_(deputy_ids))
-                )
+        {
+            int(k): v
+            for k, v in await session.execute(
+                sa.select(Deputy.id, Deputy.name).where(Deputy.id.in_(deputy_ids))
             )
-            .tuples()
-            .all()
-        )  # type: ignore[union-attr]
+        }
         if deputy_ids
         else {}
     )

@@ -163,15 +163,12 @@ async def _publics(session: AsyncSession, groups: Sequence[DeputyGroup]) -> list
         for group_members in members.values():
             group_members.sort(key=lambda m: order[m.role])
         region_ids = {g.region_id for g in groups}
-        region_names = dict(
-            (
-                await session.execute(
-                    sa.select(Region.id, Region.name).where(Region.id.in_(region_ids))
-                )
+        region_names = {
+            int(k): v
+            for k, v in await session.execute(
+                sa.select(Region.id, Region.name).where(Region.id.in_(region_ids))
             )
-            .tuples()
-            .all()  # type: ignore[union-attr]
-        )
+        }
     return [
         GroupPublic(
             id=g.id,  # type: ignore[arg-type]
