@@ -230,6 +230,9 @@ class ActivityDetail(ActivityPublic):
     invited: int | None = None
     answered_yes: int | None = None
     leave_requests: int | None = None
+    case_ids: list[int] | None = Field(
+        default=None, description="For who manages it: cases raised at the activity"
+    )
     minutes: str | None = None
     minutes_at: datetime | None = None
     minutes_photos: list[AttachmentPublic] = Field(default_factory=list)

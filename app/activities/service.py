@@ -70,6 +70,7 @@ from app.activities.schemas import (
 )
 from app.attachments import service as attachment_service
 from app.attachments.schemas import AttachmentPublic
+from app.cases.models import Case
 from app.core.clock import SHANGHAI, utcnow
 from app.core.config import Settings
 from app.core.errors import Forbidden, NotFound, ValidationFailed
@@ -281,7 +282,12 @@ async def detail(
                 ).where(ActivityInvitation.activity_id == activity.id)  # type: ignore[arg-type]
             )
         ).one()
-        extra.update(invited=counts[0], answered_yes=counts[1], leave_requests=counts[2])
+        extra.update(
+            invited=counts[0],
+            answered_yes=counts[1],
+            leave_requests=counts[2],
+            case_ids=await case_ids_of(session, activity.id),
+        )
     if activity.minutes is not None:
         photos = (
             await attachment_service.attachments_of(session, OWNER_TYPE_MINUTES, [activity.id])
@@ -1294,6 +1300,32 @@ async def cancel_signup(session: AsyncSession, activity: Activity, user_id: int)
         .where(activity_t.c.id == activity.id)
         .values(signed_up=activity_t.c.signed_up - 1)
     )
+
+
+# Cases raised at an activity --------------------------------------------------------------------
+
+
+async def check_case_source(
+    session: AsyncSession, principal: Principal, activity_id: int, now: datetime
+) -> None:
+    """A case may name the activity where it was raised when its submitter may see the
+    activity and the activity has begun (or is about to: the check-in window)."""
+    try:
+        access = await load_access(session, activity_id, principal)
+    except NotFound as exc:
+        raise ValidationFailed("活动不存在", code="unknown_activity") from exc
+    activity = access.activity
+    if activity.status == ActivityStatus.cancelled:
+        raise ActivityCancelled()
+    if activity.starts_at - timedelta(hours=1) > now:
+        raise ActivityNotHeld("活动开始后才能关联在活动中反映的问题")
+
+
+async def case_ids_of(session: AsyncSession, activity_id: int) -> list[int]:
+    rows = await session.execute(
+        sa.select(Case.id).where(col(Case.activity_id) == activity_id).order_by(col(Case.id))
+    )
+    return [int(i) for i in rows.scalars()]
 
 
 # Minutes ---------------------------------------------------------------------------------------------

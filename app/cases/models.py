@@ -138,6 +138,8 @@ class Case(SQLModel, table=True):
     owner_id: int | None = Field(default=None, foreign_key="user.id", index=True)
     deputy_id: int | None = Field(default=None, foreign_key="deputy.id", index=True)
     reception_id: int | None = Field(default=None, index=True)
+    # The activity (代表活动) where the problem was raised.
+    activity_id: int | None = Field(default=None, foreign_key="activity.id", index=True)
     contact_name: str | None = Field(default=None, max_length=50)
     contact_phone: str | None = Field(default=None, max_length=20)
     content_flag: str | None = Field(default=None, max_length=20)

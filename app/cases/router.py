@@ -94,6 +94,7 @@ def render(view: CaseView) -> CasePublic:
         attachment_ids=list(case.attachment_ids or []),
         channel=case.channel,
         deputy_id=case.deputy_id,
+        activity_id=case.activity_id,
         contact_name=case.contact_name if view.sees_phone else mask_name(case.contact_name),
         contact_phone=case.contact_phone if view.sees_phone else mask_phone(case.contact_phone),
         is_owner=view.is_owner,

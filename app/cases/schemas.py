@@ -78,6 +78,9 @@ class CaseCreate(BaseModel):
     reception_id: Id | None = Field(
         default=None, description="Deputies: the reception this case came from"
     )
+    activity_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="The activity (代表活动) where it was raised"
+    )
     channel: CaseChannel | None = Field(
         default=None, description="Staff: phone or counter (set by the server otherwise)"
     )
@@ -202,6 +205,7 @@ class CasePublic(BaseModel):
     attachment_ids: list[int]
     channel: CaseChannel
     deputy_id: int | None
+    activity_id: int | None = None
     contact_name: str | None
     contact_phone: str | None
     is_owner: bool = False

@@ -13,6 +13,7 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.activities import service as activity_service
 from app.attachments import service as attachment_service
 from app.cases.models import (
     Case,
@@ -221,6 +222,8 @@ async def submit_case(
         raise ValidationFailed("所在区域不存在", code="unknown_region")
     if deputy_id is not None and found_deputy is None:
         raise ValidationFailed("代表不存在", code="unknown_deputy")
+    if body.activity_id is not None:
+        await activity_service.check_case_source(session, principal, body.activity_id, now)
 
     case = Case(
         title=body.title.strip(),
@@ -238,6 +241,7 @@ async def submit_case(
         owner_id=owner_id,
         deputy_id=deputy_id,
         reception_id=body.reception_id,
+        activity_id=body.activity_id,
         contact_name=contact_name,
         contact_phone=contact_phone,
         content_flag=verdict.flag.value if verdict.flag else None,
