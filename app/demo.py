@@ -1,14 +1,32 @@
 """A demo district for the quick start: regions, stations of every kind, units, deputies and
-a staff account. Idempotent: a second run changes nothing."""
+a staff account, deputy groups, activities (one held with its attendance, one open for
+sign-ups), a report to the voters and a draft law open for comment. Idempotent: a second run
+changes nothing."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.activities.models import (
+    Activity,
+    ActivityAttendance,
+    ActivityInvitation,
+    AttendanceSource,
+    AttendanceStatus,
+    LeaveStatus,
+    RsvpAnswer,
+)
+from app.consultations.models import Consultation, ConsultationStatus
+from app.core.clock import SHANGHAI, local_now, utcnow
 from app.core.db import Database
 from app.core.security import Role, hash_password
+from app.groups.models import DeputyGroup, DeputyGroupMember, GroupKind, GroupRole
 from app.identity.models import Deputy, DeputyLevel, DeputyStation, User
 from app.org.models import QrMode, Region, RegionLevel, Station, StationKind, Unit, UnitKind
+from app.reports.models import DeputyReport, ReportStatus
 
 DEMO_DISTRICT = "示范区"
 STAFF_USERNAME = "staff"
@@ -151,6 +169,7 @@ async def seed_demo_district(db: Database) -> str:
             session.add(Unit(name=unit_name, kind=unit_kind, region_id=district.id))
         await session.flush()
 
+        deputies: dict[str, Deputy] = {}
         for name, deputy_level, title, phone, station_name in DEPUTIES:
             station = stations[station_name]
             deputy = Deputy(
@@ -163,17 +182,20 @@ async def seed_demo_district(db: Database) -> str:
             )
             session.add(deputy)
             await session.flush()
+            deputies[name] = deputy
             session.add(DeputyStation(deputy_id=deputy.id, station_id=station.id))  # type: ignore[arg-type]
 
-        session.add(
-            User(
-                role=Role.staff,
-                username=STAFF_USERNAME,
-                nickname="示范区人大工作人员",
-                password_hash=await hash_password(STAFF_PASSWORD),
-                region_id=district.id,
-            )
+        staff = User(
+            role=Role.staff,
+            username=STAFF_USERNAME,
+            nickname="示范区人大工作人员",
+            password_hash=await hash_password(STAFF_PASSWORD),
+            region_id=district.id,
         )
+        session.add(staff)
+        await session.flush()
+        assert staff.id is not None
+        await _seed_participation(session, regions, stations, deputies, staff.id)
         session.add(
             User(
                 role=Role.admin,
@@ -183,6 +205,155 @@ async def seed_demo_district(db: Database) -> str:
             )
         )
     return _credentials("demo district seeded")
+
+
+async def _seed_participation(
+    session: AsyncSession,
+    regions: dict[str, Region],
+    stations: dict[str, Station],
+    deputies: dict[str, Deputy],
+    staff_id: int,
+) -> None:
+    """Groups, a held and an upcoming activity, a report, a draft open for comment."""
+    ids = {name: d.id for name, d in deputies.items()}
+    groups: dict[str, DeputyGroup] = {}
+    for name, kind, region, members in (
+        ("东湖街道代表小组", GroupKind.area, "东湖街道", ["王建国", "李秀英", "张伟", "陈明"]),
+        ("西溪镇代表小组", GroupKind.area, "西溪镇", ["刘芳", "赵丽"]),
+        ("医疗卫生界代表小组", GroupKind.sector, DEMO_DISTRICT, ["李秀英", "赵丽"]),
+    ):
+        group = DeputyGroup(name=name, kind=kind, region_id=regions[region].id)  # type: ignore[arg-type]
+        session.add(group)
+        await session.flush()
+        groups[name] = group
+        for n, member in enumerate(members):
+            role = GroupRole.leader if n == 0 else GroupRole.member
+            session.add(DeputyGroupMember(group_id=group.id, deputy_id=ids[member], role=role))  # type: ignore[arg-type]
+
+    now = utcnow()
+    today = local_now().replace(hour=9, minute=30, second=0, microsecond=0)
+    held_at = today - timedelta(days=7)
+    held_station = stations["翠苑社区代表联络站"]
+    held = Activity(
+        kind="inspection",
+        title="老旧小区加装电梯集中视察",
+        content="东湖街道代表小组实地查看翠苑一区加装电梯进展，听取居民意见。",
+        starts_at=held_at,
+        ends_at=held_at + timedelta(hours=3),
+        region_id=held_station.region_id,
+        station_id=held_station.id,
+        group_id=groups["东湖街道代表小组"].id,
+        address=held_station.address,
+        latitude=held_station.latitude,
+        longitude=held_station.longitude,
+        radius_m=held_station.radius_m,
+        organiser="东湖街道人大工委",
+        minutes="4 名代表受邀，3 名到场，1 名请假；收集意见 5 条，现场转办 2 件。",
+        minutes_at=held_at + timedelta(hours=4),
+        created_by_user_id=staff_id,
+    )
+    session.add(held)
+    await session.flush()
+    for name, answer, status in (
+        ("王建国", RsvpAnswer.yes, AttendanceStatus.present),
+        ("李秀英", RsvpAnswer.yes, AttendanceStatus.present),
+        ("张伟", RsvpAnswer.leave, None),
+        ("陈明", RsvpAnswer.yes, AttendanceStatus.present),
+    ):
+        session.add(
+            ActivityInvitation(
+                activity_id=held.id,  # type: ignore[arg-type]
+                deputy_id=ids[name],  # type: ignore[arg-type]
+                answer=answer,
+                reason="外出培训" if answer is RsvpAnswer.leave else None,
+                leave_status=LeaveStatus.approved if answer is RsvpAnswer.leave else None,
+                answered_at=held_at - timedelta(days=2),
+            )
+        )
+        if status is not None:
+            session.add(
+                ActivityAttendance(
+                    activity_id=held.id,  # type: ignore[arg-type]
+                    deputy_id=ids[name],  # type: ignore[arg-type]
+                    status=status,
+                    source=AttendanceSource.scan,
+                    checked_in_at=held_at - timedelta(minutes=10),
+                    latitude=held_station.latitude,
+                    longitude=held_station.longitude,
+                    accuracy_m=20.0,
+                    distance_m=15.0,
+                )
+            )
+    day = today + timedelta(days=10)
+    home = stations["东湖街道人大代表之家"]
+    upcoming = Activity(
+        kind="reception_day",
+        title="代表接待选民日",
+        content="区人大代表在人大代表之家接待选民，欢迎报名反映问题、提出建议。",
+        starts_at=day,
+        ends_at=day + timedelta(hours=3),
+        region_id=home.region_id,
+        station_id=home.id,
+        group_id=groups["东湖街道代表小组"].id,
+        address=home.address,
+        latitude=home.latitude,
+        longitude=home.longitude,
+        radius_m=home.radius_m,
+        organiser="东湖街道人大工委",
+        is_public=True,
+        signup_enabled=True,
+        capacity=30,
+        signup_deadline=day - timedelta(days=1),
+        created_by_user_id=staff_id,
+    )
+    session.add(upcoming)
+    await session.flush()
+    for name in ("王建国", "李秀英", "张伟", "陈明"):
+        session.add(ActivityInvitation(activity_id=upcoming.id, deputy_id=ids[name]))  # type: ignore[arg-type]
+
+    session.add(
+        DeputyReport(
+            deputy_id=ids["王建国"],  # type: ignore[arg-type]
+            year=today.year,
+            term="第十八届",
+            title=f"王建国代表{today.year}年度述职报告",
+            content="一年来，本人参加视察调研 6 次，进站接待选民 42 人次，提出建议 5 件……",
+            region_id=held_station.region_id,
+            station_ids=[held_station.id],  # type: ignore[list-item]
+            status=ReportStatus.published,
+            published_at=now,
+            created_by_user_id=staff_id,
+        )
+    )
+    point = stations["西溪镇基层立法联系点"]
+    session.add(
+        Consultation(
+            title="示范市物业管理条例（修订草案征求意见稿）",
+            issuing_body="示范市人大常委会法制工作委员会",
+            summary="本次修订重点完善业主大会制度、物业服务收费和老旧小区物业管理。",
+            articles=[
+                {
+                    "no": 1,
+                    "title": "立法目的",
+                    "text": "为了规范物业管理活动，维护业主和物业服务人的合法权益，制定本条例。",
+                },
+                {
+                    "no": 2,
+                    "title": "适用范围",
+                    "text": "本市行政区域内的物业管理活动，适用本条例。",
+                },
+                {"no": 3, "title": "业主大会", "text": "一个物业管理区域成立一个业主大会。"},
+            ],
+            region_id=point.region_id,
+            station_ids=[point.id],  # type: ignore[list-item]
+            opens_at=now - timedelta(days=7),
+            closes_at=(today + timedelta(days=23)).replace(hour=23, minute=59).astimezone(SHANGHAI),
+            status=ConsultationStatus.published,
+            published_at=now - timedelta(days=7),
+            created_by_user_id=staff_id,
+        )
+    )
+    await session.flush()
 
 
 def _credentials(headline: str) -> str:
