@@ -24,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.activities.models import Activity, ActivityQrMode
 from app.core.config import Settings
 from app.core.types import MAX_ID
-from app.presence.scene import MAX_SCENE_LENGTH, SIGNATURE_LENGTH, step_expires_at, time_step
+from app.presence.scene import (
+    MAX_SCENE_LENGTH,
+    SIGNATURE_LENGTH,
+    step_expires_at,
+    time_step,
+    to_base36,
+)
 
 _SCENE = re.compile(
     r"^(?P<kind>[ab])\.(?P<activity>[1-9][0-9]{0,9})\.(?P<counter>[0-9a-z]{1,7})\.(?P<sig>[A-Za-z0-9_-]{12})$"
@@ -72,25 +78,18 @@ def _sign(settings: Settings, message: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:SIGNATURE_LENGTH]
 
 
-def _base36(value: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        value, rest = divmod(value, 36)
-        out = digits[rest] + out
-        if value == 0:
-            return out
-
-
 def activity_code(settings: Settings, activity: Activity, now: datetime) -> ActivityCode:
     assert activity.id is not None
     if activity.qr_mode == ActivityQrMode.rotating:
         step = time_step(settings, now)
         sig = _sign(settings, f"b:{activity.id}:{activity.qr_version}:{step}")
-        scene, expires_at = f"b.{activity.id}.{_base36(step)}.{sig}", step_expires_at(settings, now)
+        scene, expires_at = (
+            f"b.{activity.id}.{to_base36(step)}.{sig}",
+            step_expires_at(settings, now),
+        )
     else:
         sig = _sign(settings, f"a:{activity.id}:{activity.qr_version}")
-        scene, expires_at = f"a.{activity.id}.{_base36(activity.qr_version)}.{sig}", None
+        scene, expires_at = f"a.{activity.id}.{to_base36(activity.qr_version)}.{sig}", None
     assert len(scene) <= MAX_SCENE_LENGTH
     return ActivityCode(
         activity_id=activity.id,

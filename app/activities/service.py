@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -73,6 +71,7 @@ from app.attachments.schemas import AttachmentPublic
 from app.cases.models import Case
 from app.core.clock import SHANGHAI, utcnow
 from app.core.config import Settings
+from app.core.db import dialect_insert
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.pagination import Page, PageParams, fetch_page
 from app.core.security import Principal, Role
@@ -90,11 +89,6 @@ activity_t: sa.Table = Activity.__table__  # type: ignore[attr-defined]
 attendance_t: sa.Table = ActivityAttendance.__table__  # type: ignore[attr-defined]
 signup_t: sa.Table = ActivitySignup.__table__  # type: ignore[attr-defined]
 invitation_t: sa.Table = ActivityInvitation.__table__  # type: ignore[attr-defined]
-
-
-def _insert(session: AsyncSession, table: sa.Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 # Access ---------------------------------------------------------------------------------------
@@ -738,7 +732,7 @@ async def _invite(session: AsyncSession, activity: Activity, invite: Invite) -> 
     inserted = (
         (
             await session.execute(
-                _insert(session, invitation_t)
+                dialect_insert(session, invitation_t)
                 .values(
                     [
                         {
@@ -1041,7 +1035,7 @@ async def check_in(
     }
     inserted = (
         await session.execute(
-            _insert(session, attendance_t)
+            dialect_insert(session, attendance_t)
             .values(activity_id=activity.id, deputy_id=deputy_id, **scan)
             .on_conflict_do_nothing(index_elements=["activity_id", "deputy_id"])
             .returning(attendance_t.c.id)
@@ -1175,7 +1169,7 @@ async def correct_attendance(
         )
     ).scalar_one_or_none()
     before = await _attendance_of(session, activity.id, body.deputy_id)
-    upsert = _insert(session, attendance_t).values(
+    upsert = dialect_insert(session, attendance_t).values(
         activity_id=activity.id,
         deputy_id=body.deputy_id,
         status=body.status.value,
@@ -1252,7 +1246,7 @@ async def sign_up(session: AsyncSession, activity: Activity, user_id: int) -> Si
     _signup_open(activity, now)
     inserted = (
         await session.execute(
-            _insert(session, signup_t)
+            dialect_insert(session, signup_t)
             .values(activity_id=activity.id, user_id=user_id, created_at=now)
             .on_conflict_do_nothing(index_elements=["activity_id", "user_id"])
             .returning(signup_t.c.id)

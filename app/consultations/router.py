@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
@@ -31,8 +30,7 @@ from app.core.pagination import Page, PageDep
 from app.core.security import Role
 from app.core.types import MAX_ID
 from app.dashboard.exports import XLSX_MEDIA_TYPE
-from app.identity.models import User
-from app.wechat.content_check import ContentFlag, check_text
+from app.wechat.content_check import ContentFlag, check_user_text
 from app.wechat.deps import WeChatDep
 
 router = APIRouter(tags=["consultations"])
@@ -56,11 +54,9 @@ async def _checked_comment(
     """The content check, before the request's transaction opens."""
     if principal.role not in (Role.resident, Role.deputy):
         raise Forbidden("仅限选民和代表提出意见")
-    async with db.transaction(write=False) as session:
-        openid = (
-            await session.execute(sa.select(User.openid).where(User.id == principal.user_id))  # type: ignore[arg-type]
-        ).scalar_one_or_none()
-    flag = await check_text(wechat, openid, body.content, scene=settings.comment_sec_check_scene)
+    flag = await check_user_text(
+        db, wechat, principal.user_id, body.content, scene=settings.comment_sec_check_scene
+    )
     return CheckedComment(body, flag)
 
 

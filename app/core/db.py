@@ -170,6 +170,15 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """`INSERT` of the session's dialect, for `ON CONFLICT` (SQLite and PostgreSQL alike)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
 async def get_db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 

@@ -62,7 +62,7 @@ def _sign(settings: Settings, message: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:SIGNATURE_LENGTH]
 
 
-def _to_base36(value: int) -> str:
+def to_base36(value: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:
@@ -85,7 +85,7 @@ def step_expires_at(settings: Settings, at: datetime) -> datetime:
 
 def printed_scene(settings: Settings, station_id: int, qr_version: int) -> str:
     message = f"p:{station_id}:{qr_version}"
-    scene = f"p.{station_id}.{_to_base36(qr_version)}.{_sign(settings, message)}"
+    scene = f"p.{station_id}.{to_base36(qr_version)}.{_sign(settings, message)}"
     assert len(scene) <= MAX_SCENE_LENGTH
     return scene
 
@@ -93,7 +93,7 @@ def printed_scene(settings: Settings, station_id: int, qr_version: int) -> str:
 def rotating_scene(settings: Settings, station_id: int, qr_version: int, at: datetime) -> str:
     step = time_step(settings, at)
     message = f"r:{station_id}:{qr_version}:{step}"
-    scene = f"r.{station_id}.{_to_base36(step)}.{_sign(settings, message)}"
+    scene = f"r.{station_id}.{to_base36(step)}.{_sign(settings, message)}"
     assert len(scene) <= MAX_SCENE_LENGTH
     return scene
 

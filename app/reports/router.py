@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query
 
 from app.core.db import Database, SessionDep, get_db
@@ -14,7 +13,6 @@ from app.core.errors import Forbidden, problem_responses
 from app.core.pagination import Page, PageDep
 from app.core.security import Role
 from app.core.types import MAX_ID
-from app.identity.models import User
 from app.reports import service
 from app.reports.schemas import (
     EvaluationCreate,
@@ -25,7 +23,7 @@ from app.reports.schemas import (
     ReportPublic,
     ReportUpdate,
 )
-from app.wechat.content_check import ContentFlag, check_text
+from app.wechat.content_check import ContentFlag, check_user_text
 from app.wechat.deps import WeChatDep
 
 router = APIRouter(tags=["reports"])
@@ -51,11 +49,9 @@ async def _checked_evaluation(
         raise Forbidden("仅限选民参加评议")
     if not body.comment:
         return CheckedEvaluation(body, None)
-    async with db.transaction(write=False) as session:
-        openid = (
-            await session.execute(sa.select(User.openid).where(User.id == principal.user_id))  # type: ignore[arg-type]
-        ).scalar_one_or_none()
-    flag = await check_text(wechat, openid, body.comment, scene=settings.comment_sec_check_scene)
+    flag = await check_user_text(
+        db, wechat, principal.user_id, body.comment, scene=settings.comment_sec_check_scene
+    )
     return CheckedEvaluation(body, flag)
 
 

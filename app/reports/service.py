@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +23,7 @@ from app.activities.models import Activity
 from app.attachments import service as attachment_service
 from app.attachments.schemas import AttachmentPublic
 from app.core.clock import utcnow
+from app.core.db import dialect_insert
 from app.core.errors import (
     AppError,
     Conflict,
@@ -430,8 +429,7 @@ async def evaluate(
         # Known precisely (inside the constituency) or only roughly (a region above it).
         if not any(home.startswith(p) or p.startswith(home) for p in paths):
             raise NotInConstituency()
-    dialect = session.get_bind().dialect.name
-    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(evaluation_t)
+    insert = dialect_insert(session, evaluation_t)
     inserted = (
         await session.execute(
             insert.values(

@@ -10,7 +10,11 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
+import sqlalchemy as sa
+
+from app.core.db import Database
 from app.core.errors import ValidationFailed
+from app.identity.models import User
 from app.wechat.gateway import WeChatGateway
 from app.wechat.types import WeChatError
 
@@ -42,3 +46,15 @@ async def check_text(
     if result.suggest == "review":
         return ContentFlag.review
     return None
+
+
+async def check_user_text(
+    db: Database, gateway: WeChatGateway, user_id: int, text: str, *, scene: int
+) -> ContentFlag | None:
+    """`check_text` for what an account wrote: reads its openid in a short read transaction
+    of its own, then asks WeChat with no transaction open."""
+    async with db.transaction(write=False) as session:
+        openid = (
+            await session.execute(sa.select(User.openid).where(User.id == user_id))  # type: ignore[arg-type]
+        ).scalar_one_or_none()
+    return await check_text(gateway, openid, text, scene=scene)
