@@ -124,6 +124,11 @@ async def test_who_may_sign_up(client: httpx.AsyncClient, world: World, db: Data
     assert (
         await client.post("/activities/999999/signups", headers=world.resident.headers)
     ).status_code == 404
+    for actor in (world.member, world.staff_a):
+        cancel = await client.delete(
+            f"/activities/{public['id']}/signups/me", headers=actor.headers
+        )
+        assert cancel.status_code == 403
     assert await _signups(db) == 0
 
 
