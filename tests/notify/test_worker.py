@@ -91,6 +91,7 @@ def test_domain_sweeps_are_registered() -> None:
         "wishes.expire_unclaimed",
         "wishes.auto_complete_fulfilled",
         "presence.close_stale_checkins",
+        "activities.remind_day_before",
         "attachments.purge_unlinked",
         "cases.purge_submission_keys",
         "identity.purge_refresh_tokens",
