@@ -438,7 +438,11 @@ async def list_comments(
             stmt.order_by(*_grouped_order()).limit(page.limit).offset(page.offset)
         )
     ).scalars()
-    return await _comment_publics(session, list(rows)), int(total)
+    items = await _comment_publics(session, list(rows))
+    if user_id is not None and c.status != ConsultationStatus.outcomes_published:
+        # A commenter learns the outcomes when staff publish them, not while they collate.
+        items = [i.model_copy(update={"outcome": None, "outcome_note": None}) for i in items]
+    return items, int(total)
 
 
 async def set_outcome(

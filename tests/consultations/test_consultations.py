@@ -228,6 +228,9 @@ async def test_outcomes_are_published_once_and_every_commenter_hears(
         f"{base}/comments/{ids[1]}/outcome", json={"outcome": "maybe"}, headers=w.staff_a.headers
     )
     assert bad.status_code == 422
+    # The commenter does not see outcomes while staff collate.
+    early = await client.get(f"{base}/comments", params={"mine": True}, headers=w.resident.headers)
+    assert [i["outcome"] for i in early.json()["items"]] == [None, None]
     still_open = await client.post(f"{base}/publish-outcomes", headers=w.staff_a.headers)
     assert still_open.status_code == 409 and still_open.json()["code"] == "consultation_open"
     clock.freeze(CLOSES + timedelta(days=1))
