@@ -78,8 +78,8 @@ class CaseCreate(BaseModel):
     reception_id: Id | None = Field(
         default=None, description="Deputies: the reception this case came from"
     )
-    activity_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="The activity (代表活动) where it was raised"
+    activity_id: Id | None = Field(
+        default=None, description="The activity (代表活动) where it was raised"
     )
     channel: CaseChannel | None = Field(
         default=None, description="Staff: phone or counter (set by the server otherwise)"
