@@ -258,6 +258,21 @@ class RsvpBody(_Body):
 
 
 class RsvpPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "activity_id": 7,
+                    "deputy_id": 5,
+                    "answer": "leave",
+                    "reason": "出差在外地",
+                    "leave_status": "pending",
+                    "answered_at": "2026-12-01T02:00:00Z",
+                }
+            ]
+        }
+    )
+
     activity_id: int
     deputy_id: int
     answer: RsvpAnswer
@@ -330,6 +345,43 @@ class CorrectionPublic(BaseModel):
 
 class AttendanceSheet(BaseModel):
     """Everyone invited or recorded, and the history of staff corrections."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "activity_id": 7,
+                    "items": [
+                        {
+                            "deputy_id": 3,
+                            "deputy_name": "王建国",
+                            "invited": True,
+                            "answer": "yes",
+                            "leave_status": None,
+                            "leave_reason": None,
+                            "status": "present",
+                            "source": "scan",
+                            "checked_in_at": "2026-12-03T01:25:10Z",
+                            "distance_m": 42.3,
+                        }
+                    ],
+                    "corrections": [
+                        {
+                            "deputy_id": 9,
+                            "from_status": None,
+                            "to_status": "present",
+                            "reason": "手机没电，现场签到表为证",
+                            "by_user_id": 4,
+                            "created_at": "2026-12-03T05:00:00Z",
+                        }
+                    ],
+                    "present": 6,
+                    "excused": 1,
+                    "absent": 2,
+                }
+            ]
+        }
+    )
 
     activity_id: int
     items: list[AttendancePublic]

@@ -114,6 +114,28 @@ class ConsultationUpdate(_Body):
 
 
 class ConsultationPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 3,
+                    "title": "某市物业管理条例（修订草案征求意见稿）",
+                    "issuing_body": "市人大常委会法制工作委员会",
+                    "summary": "本次修订重点完善业主大会制度……",
+                    "region_id": 1,
+                    "station_ids": [21],
+                    "opens_at": "2026-12-01T00:00:00Z",
+                    "closes_at": "2026-12-31T15:59:59Z",
+                    "status": "published",
+                    "is_open": True,
+                    "published_at": "2026-11-30T02:00:00Z",
+                    "outcomes_published_at": None,
+                    "comments": 27,
+                }
+            ]
+        }
+    )
+
     id: int
     title: str
     issuing_body: str
@@ -216,6 +238,18 @@ class OutcomeBody(_Body):
 
 
 class PublishResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "consultation_id": 3,
+                    "commenters": 88,
+                    "outcomes_published_at": "2027-01-10T02:00:00Z",
+                }
+            ]
+        }
+    )
+
     consultation_id: int
     commenters: int = Field(description="People told the outcome of their comments")
     outcomes_published_at: datetime

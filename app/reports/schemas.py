@@ -123,6 +123,18 @@ class ReportPublic(BaseModel):
 
 
 class MyEvaluation(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rating": "basically_satisfied",
+                    "comment": "希望多关注老旧小区停车问题",
+                    "created_at": "2026-12-03T03:10:00Z",
+                }
+            ]
+        }
+    )
+
     rating: Rating
     comment: str | None
     created_at: datetime
