@@ -221,3 +221,22 @@ async def test_the_year_plan_exports_to_xlsx(client: httpx.AsyncClient, world: W
         "/activities", params={"year": 2026, "format": "xlsx"}, headers=world.staff_b.headers
     )
     assert len(list(load_workbook(io.BytesIO(empty.content)).active.iter_rows())) == 1
+
+
+async def test_racing_reminder_sweeps_remind_once(
+    client: httpx.AsyncClient, world: World, db: Database, settings: Settings
+) -> None:
+    clock.freeze(T0 - timedelta(days=2))
+    activity = await create(client, world.staff_a, public_plan(world))
+    await client.post(f"/activities/{activity['id']}/signups", headers=world.resident.headers)
+    clock.freeze(START - timedelta(hours=20))
+
+    async def sweep() -> int:
+        async with db.transaction() as session:
+            return await send_due_reminders(session, clock.now(), settings)
+
+    results = await asyncio.gather(*(sweep() for _ in range(4)))
+    assert sum(results) == 3  # the resident, the leader and the member, by one sweep
+    assert await _events(db, "activity.reminder") == sorted(
+        [world.resident.id, world.leader.id, world.member.id]
+    )
