@@ -16,7 +16,7 @@ from app.activities.models import (
     RsvpAnswer,
 )
 from app.attachments.schemas import AttachmentPublic
-from app.core.types import MAX_ID
+from app.core.types import MAX_ID, Id
 from app.org.schemas import _Body
 
 # 视察, 调研, 集中学习培训, 选民接待日, 走访慰问, 代表小组活动, 述职评议; other kinds may be
@@ -40,16 +40,9 @@ MAX_AT = datetime(2199, 12, 31).astimezone()
 class Invite(_Body):
     """Deputies to invite: whole groups, every deputy attached to stations, or one by one."""
 
-    group_ids: list[int] = Field(default_factory=list, max_length=100)
-    station_ids: list[int] = Field(default_factory=list, max_length=100)
-    deputy_ids: list[int] = Field(default_factory=list, max_length=MAX_INVITEES)
-
-    @model_validator(mode="after")
-    def _ids_in_range(self) -> Invite:
-        for value in (*self.group_ids, *self.station_ids, *self.deputy_ids):
-            if not 1 <= value <= MAX_ID:
-                raise ValueError("ids are between 1 and 2147483647")
-        return self
+    group_ids: list[Id] = Field(default_factory=list, max_length=100)
+    station_ids: list[Id] = Field(default_factory=list, max_length=100)
+    deputy_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITEES)
 
 
 def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
@@ -469,4 +462,4 @@ class MinutesBody(_Body):
     )
 
     minutes: str = Field(min_length=1, max_length=20000)
-    attachment_ids: list[int] = Field(default_factory=list, max_length=30)
+    attachment_ids: list[Id] = Field(default_factory=list, max_length=30)

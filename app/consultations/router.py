@@ -203,12 +203,14 @@ async def list_comments(
 async def set_outcome(
     session: SessionDep,
     principal: StaffPrincipal,
-    consultation: ManagedConsultation,
+    consultation_id: ConsultationId,
     comment_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: OutcomeBody,
 ) -> CommentPublic:
     """采纳 / 部分采纳 / 未采纳 with a note; may change until the outcomes are published
     (409 `outcomes_published`)."""
+    # Loaded here, not in a dependency: both ids are validated (422) before either is looked up.
+    consultation = await _managed(session, principal, consultation_id)
     return await service.set_outcome(session, principal, consultation, comment_id, body)
 
 

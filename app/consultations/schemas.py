@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from app.attachments.schemas import AttachmentPublic
 from app.consultations.models import ConsultationStatus, Outcome
-from app.core.types import MAX_ID
+from app.core.types import MAX_ID, Id
 from app.org.schemas import _Body
 
 MAX_ARTICLES = 500
@@ -30,8 +30,6 @@ def _check_articles(articles: list[Article] | None) -> None:
 
 
 def _check_ids(value: list[int] | None) -> list[int] | None:
-    if value is not None and any(not 1 <= v <= MAX_ID for v in value):
-        raise ValueError("ids are between 1 and 2147483647")
     return None if value is None else list(dict.fromkeys(value))
 
 
@@ -63,10 +61,10 @@ class ConsultationCreate(_Body):
     summary: str | None = Field(default=None, max_length=5000)
     articles: list[Article] = Field(default_factory=list, max_length=MAX_ARTICLES)
     region_id: int = Field(ge=1, le=MAX_ID)
-    station_ids: list[int] = Field(default_factory=list, max_length=100)
+    station_ids: list[Id] = Field(default_factory=list, max_length=100)
     opens_at: AwareDatetime
     closes_at: AwareDatetime
-    attachment_ids: list[int] = Field(default_factory=list, max_length=20)
+    attachment_ids: list[Id] = Field(default_factory=list, max_length=20)
     publish: bool = False
 
     @field_validator("station_ids", "attachment_ids")

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from app.attachments.schemas import AttachmentPublic
-from app.core.types import MAX_ID
+from app.core.types import MAX_ID, Id
 from app.org.schemas import _Body
 from app.reports.models import Rating, ReportStatus
 
@@ -40,17 +40,15 @@ class ReportCreate(_Body):
     title: str = Field(min_length=1, max_length=100)
     content: str = Field(min_length=1, max_length=20000)
     region_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    station_ids: list[int] = Field(default_factory=list, max_length=50)
+    station_ids: list[Id] = Field(default_factory=list, max_length=50)
     activity_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    attachment_ids: list[int] = Field(default_factory=list, max_length=20)
+    attachment_ids: list[Id] = Field(default_factory=list, max_length=20)
     publish: bool = False
     evaluation_closes_at: AwareDatetime | None = None
 
     @field_validator("station_ids", "attachment_ids")
     @classmethod
     def _ids(cls, value: list[int]) -> list[int]:
-        if any(not 1 <= v <= MAX_ID for v in value):
-            raise ValueError("ids are between 1 and 2147483647")
         return list(dict.fromkeys(value))
 
 
@@ -63,7 +61,7 @@ class ReportUpdate(_Body):
 
     title: str | None = Field(default=None, min_length=1, max_length=100)
     content: str | None = Field(default=None, min_length=1, max_length=20000)
-    station_ids: list[int] | None = Field(default=None, max_length=50)
+    station_ids: list[Id] | None = Field(default=None, max_length=50)
     activity_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     status: ReportStatus | None = None
     evaluation_closes_at: AwareDatetime | None = None
@@ -71,8 +69,6 @@ class ReportUpdate(_Body):
     @field_validator("station_ids")
     @classmethod
     def _ids(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and any(not 1 <= v <= MAX_ID for v in value):
-            raise ValueError("ids are between 1 and 2147483647")
         return None if value is None else list(dict.fromkeys(value))
 
 
