@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,14 +42,17 @@ class StoredToken:
 
 
 class TokenStore:
-    """The renewal protocol; subclasses say where the token and the lease live."""
+    """The renewal protocol; subclasses say where the token and the lease live.
+
+    Each process keeps the token it last saw in memory and uses it until it nears expiry, so
+    a WeChat call costs no database (or Redis) round trip; the shared store is read and
+    written only when the token changes: missing, near expiry, or rejected by WeChat (whoever
+    is rejected first reads the store and finds the token another process renewed, or renews
+    it). One asyncio lock per process makes concurrent callers that find no usable token wait
+    for one read instead of each reading the store: it only awaits, never blocks the loop.
+    """
 
     POLL_SECONDS = 0.05
-    # How long a process trusts the token it last read before reading the shared one again.
-    # Reading it per call cost a database round trip per message and capped delivery at about
-    # a third of the rate; a token that went stale meanwhile is rejected by WeChat and renewed
-    # through `renew()`, and stable_token keeps the previous token valid for five minutes.
-    CACHE_SECONDS = 10.0
 
     def __init__(self, appid: str, fetch: Fetch, lease: timedelta) -> None:
         self.appid = appid
@@ -58,27 +60,37 @@ class TokenStore:
         self.lease = lease
         self.fetches = 0  # WeChat calls made by this store (for tests and diagnostics)
         self._cached: StoredToken | None = None
-        self._cached_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _usable(self, rejected: str | None = None) -> str | None:
+        cached = self._cached
+        if cached is not None and cached.token != rejected and cached.fresh():
+            return cached.token
+        return None
 
     async def get(self) -> str:
-        cached = self._cached
-        if (
-            cached is not None
-            and time.monotonic() - self._cached_at < self.CACHE_SECONDS
-            and cached.fresh()
-        ):
-            return cached.token
-        stored = await self._read()
-        if stored is not None and stored.fresh():
-            self._cached, self._cached_at = stored, time.monotonic()
-            return stored.token
-        return await self._renew(stale=stored.token if stored else None, force=False)
+        token = self._usable()
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._usable()
+            if token is not None:
+                return token
+            stored = await self._read()
+            if stored is not None and stored.fresh():
+                self._cached = stored
+                return stored.token
+            return await self._renew(stale=stored.token if stored else None, force=False)
 
     async def renew(self, rejected: str | None) -> str:
         """WeChat rejected `rejected`: answer the next token, force-refreshing it at most once
         across processes (whoever still finds `rejected` stored does it)."""
-        self._cached = None
-        return await self._renew(stale=rejected, force=True)
+        async with self._lock:
+            token = self._usable(rejected)
+            if token is not None:
+                return token  # renewed by a concurrent caller of this process
+            self._cached = None
+            return await self._renew(stale=rejected, force=True)
 
     async def _renew(self, *, stale: str | None, force: bool) -> str:
         loop = asyncio.get_running_loop()
@@ -86,7 +98,8 @@ class TokenStore:
         while True:
             stored = await self._read()
             if stored is not None and stored.token != stale and stored.fresh():
-                return stored.token  # someone else renewed it meanwhile
+                self._cached = stored  # someone else renewed it meanwhile
+                return stored.token
             if await self._take_lease(stored):
                 break
             if loop.time() > deadline:
@@ -98,7 +111,9 @@ class TokenStore:
         except BaseException:
             await self._release_lease()
             raise
-        await self._store(StoredToken(token, utcnow() + timedelta(seconds=expires_in)))
+        fresh = StoredToken(token, utcnow() + timedelta(seconds=expires_in))
+        await self._store(fresh)
+        self._cached = fresh
         return token
 
     async def _read(self) -> StoredToken | None:

@@ -13,6 +13,7 @@ from app.wechat.fake_server import FakeWeChat, FakeWeChatServer
 from app.wechat.models import WeChatAccessToken
 from app.wechat.token_store import TOKEN_RENEW_MARGIN
 from tests.conftest import WECHAT_APPID, WECHAT_SECRET
+from tests.statements import counting
 from tests.wechat.conftest import MakeGateway
 
 
@@ -171,3 +172,38 @@ async def test_another_fake_instance_accepts_the_shared_token(
     token = fake_wechat.received("msg_sec_check")[0].query["access_token"]
     assert fake_wechat.token_appid(token) == WECHAT_APPID
     assert forged.token_appid(token) is None
+
+
+async def test_a_cached_token_costs_no_database_round_trip(
+    make_gateway: MakeGateway, fake_wechat: FakeWeChat, db: Database
+) -> None:
+    gateway = make_gateway()
+    await gateway.msg_sec_check(openid="o1", content="warm", scene=1)
+    clock.advance(timedelta(minutes=30))  # far past any short cache, still far from expiry
+    with counting(db) as tally:
+        for n in range(5):
+            await gateway.msg_sec_check(openid="o1", content=str(n), scene=1)
+    assert tally.round_trips == 0, tally.describe()
+    assert len(fake_wechat.received("stable_token")) == 1
+
+
+async def test_a_token_renewed_elsewhere_is_read_when_the_cached_one_is_rejected(
+    make_gateway: MakeGateway, fake_wechat: FakeWeChat, db: Database
+) -> None:
+    first, second = make_gateway(), make_gateway()
+    await first.msg_sec_check(openid="o1", content="warm", scene=1)
+    old = (await _stored(db)).token  # type: ignore[union-attr]
+    fake_wechat.invalidate_tokens()
+    await second.msg_sec_check(openid="o1", content="renews", scene=1)
+    new = (await _stored(db)).token  # type: ignore[union-attr]
+    assert new != old and second.tokens.fetches == 1
+
+    # The first process still holds the old token: WeChat refuses it once, and the first
+    # process takes the one the second stored instead of forcing another refresh.
+    await first.msg_sec_check(openid="o1", content="after", scene=1)
+    assert first.tokens.fetches == 1
+    assert [r.body["force_refresh"] for r in fake_wechat.received("stable_token")] == [
+        False,
+        True,
+    ]
+    assert fake_wechat.received("msg_sec_check")[-1].query["access_token"] == new
