@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, exists, literal, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, exists, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -50,6 +50,13 @@ async def staff_region_path(session: AsyncSession, principal: Principal) -> str 
         await session.execute(select(Region.path).where(Region.id == principal.region_id))
     ).scalar_one_or_none()
     return path
+
+
+def staff_path_query(principal: Principal) -> ScalarSelect[str] | None:
+    """`staff_region_path` as a subquery, for filters that need no round trip of their own."""
+    if principal.role is not Role.staff or principal.region_id is None:
+        return None
+    return select(Region.path).where(Region.id == principal.region_id).scalar_subquery()
 
 
 def in_scope(staff_path: str | None, region_path: str) -> bool:
@@ -129,8 +136,10 @@ async def can_view_case(session: AsyncSession, principal: Principal | None, case
 attachment_service.register_visibility("case", can_view_case)
 
 
-def scope_filter(principal: Principal, staff_path: str | None) -> ColumnElement[bool]:
-    """The cases a caller may list."""
+def scope_filter(
+    principal: Principal, staff_path: str | ScalarSelect[str] | None
+) -> ColumnElement[bool]:
+    """The cases a caller may list (`staff_path` as a value or as `staff_path_query`)."""
     followed = exists().where(
         CaseFollow.case_id == Case.id, CaseFollow.user_id == principal.user_id
     )

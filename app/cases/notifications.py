@@ -16,6 +16,7 @@ from app.core.clock import SHANGHAI, utcnow
 from app.core.security import Role
 from app.identity.models import User
 from app.notify import service as notify_service
+from app.notify.service import Message
 from app.org.models import Region
 
 CASE_PAGE = "pages/case/detail?id={id}"
@@ -55,17 +56,22 @@ async def notify_resident(
         if status is not CaseStatus.registered:
             recipients += await followers(session, case.id)
     text = STATUS_TEXT[status]
-    for user_id in dict.fromkeys(recipients):
-        await notify_service.enqueue(
-            session,
-            recipient_id=user_id,
-            event=RESIDENT_EVENTS[status],
-            dedupe_key=f"case:{case.id}:{status.value}:{case.reopen_count}",
-            title=f"您关注的事项{text}",
-            body=f"{case.number}「{case.title}」{text}" + (f"：{note}" if note else ""),
-            page=CASE_PAGE.format(id=case.id),
-            params=_params(case, status, note, now),
-        )
+    params = _params(case, status, note, now)
+    await notify_service.enqueue_many(
+        session,
+        [
+            Message(
+                recipient_id=user_id,
+                event=RESIDENT_EVENTS[status],
+                dedupe_key=f"case:{case.id}:{status.value}:{case.reopen_count}",
+                title=f"您关注的事项{text}",
+                body=f"{case.number}「{case.title}」{text}" + (f"：{note}" if note else ""),
+                page=CASE_PAGE.format(id=case.id),
+                params=params,
+            )
+            for user_id in dict.fromkeys(recipients)
+        ],
+    )
 
 
 async def unit_handlers(session: AsyncSession, unit_ids: list[int]) -> list[int]:
@@ -106,14 +112,19 @@ async def notify_users(
     body: str,
     now: datetime,
 ) -> None:
-    for user_id in dict.fromkeys(users):
-        await notify_service.enqueue(
-            session,
-            recipient_id=user_id,
-            event=event,
-            dedupe_key=f"case:{case.id}:{dedupe}",
-            title=title,
-            body=body,
-            page=CASE_PAGE.format(id=case.id),
-            params=_params(case, CaseStatus(case.status), None, now),
-        )
+    params = _params(case, CaseStatus(case.status), None, now)
+    await notify_service.enqueue_many(
+        session,
+        [
+            Message(
+                recipient_id=user_id,
+                event=event,
+                dedupe_key=f"case:{case.id}:{dedupe}",
+                title=title,
+                body=body,
+                page=CASE_PAGE.format(id=case.id),
+                params=params,
+            )
+            for user_id in dict.fromkeys(users)
+        ],
+    )

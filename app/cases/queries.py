@@ -4,14 +4,18 @@ as each caller may see it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Row, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from app.cases.access import in_scope
 from app.cases.models import Case, CaseAction, CaseCategory, CaseCoUnit, CaseEvent, CaseFollow
+from app.core.pagination import PageParams
 from app.core.security import Principal, Role
 from app.identity.models import User
 from app.org.models import Region, Unit
@@ -33,11 +37,70 @@ class CaseView:
     timeline: list[dict[str, Any]] | None = None
 
 
-async def _unit_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids)))  # type: ignore[union-attr]
-    return {i: n for i, n in rows.all()}
+def _decorated(principal: Principal) -> Select[Any]:
+    """A case with what its view needs, one row per co-handling unit (or one without):
+    category name, unit names, region path and whether the caller follows it."""
+    lead, suggested, co = aliased(Unit), aliased(Unit), aliased(Unit)
+    following = (
+        exists()
+        .where(CaseFollow.case_id == Case.id, CaseFollow.user_id == principal.user_id)
+        .label("following")
+    )
+    return (
+        select(
+            Case,
+            CaseCategory.name,
+            lead.name,
+            suggested.name,
+            Region.path,
+            following,
+            CaseCoUnit.unit_id,
+            co.name,
+        )
+        .join(Region, Region.id == Case.region_id)  # type: ignore[arg-type]
+        .outerjoin(CaseCategory, CaseCategory.id == Case.category_id)  # type: ignore[arg-type]
+        .outerjoin(lead, lead.id == Case.lead_unit_id)  # type: ignore[arg-type]
+        .outerjoin(suggested, suggested.id == Case.suggested_unit_id)  # type: ignore[arg-type]
+        .outerjoin(CaseCoUnit, CaseCoUnit.case_id == Case.id)  # type: ignore[arg-type]
+        .outerjoin(co, co.id == CaseCoUnit.unit_id)  # type: ignore[arg-type]
+    )
+
+
+def _views(
+    principal: Principal,
+    rows: Sequence[Row[Any]],
+    staff_path: str | None,
+    cases: dict[int, Case] | None = None,
+) -> list[CaseView]:
+    """Views of the decorated rows, in their order; `cases` are the caller's own copies of
+    the rows' cases (changed in this transaction), used instead of the rows'."""
+    views: dict[int, CaseView] = {}
+    for case, category, lead, suggested, region_path, following, co_id, co_name in rows:
+        assert case.id is not None
+        view = views.get(case.id)
+        if view is None:
+            case = (cases or {}).get(case.id, case)
+            staff = principal.is_staff and in_scope(staff_path, region_path)
+            lead_unit = principal.role is Role.unit and principal.unit_id == case.lead_unit_id
+            owner = case.owner_id == principal.user_id and not principal.is_staff
+            view = views[case.id] = CaseView(
+                case=case,
+                category_name=category,
+                lead_unit=(case.lead_unit_id, lead or "") if case.lead_unit_id else None,
+                co_units=[],
+                suggested_unit=(
+                    (case.suggested_unit_id, suggested or "")
+                    if staff and case.suggested_unit_id
+                    else None
+                ),
+                sees_phone=staff or lead_unit or owner,
+                sees_internal=staff or principal.role is Role.unit,
+                is_owner=owner,
+                following=bool(following),
+            )
+        if co_id is not None:
+            view.co_units.append((co_id, co_name or ""))
+    return list(views.values())
 
 
 async def case_views(
@@ -46,74 +109,48 @@ async def case_views(
     cases: list[Case],
     *,
     staff_path: str | None,
-    region_paths: dict[int, str] | None = None,
 ) -> list[CaseView]:
-    """Render rules for a page of cases in a few queries."""
+    """Render rules for cases already loaded, in one query."""
     if not cases:
         return []
-    ids = [c.id for c in cases if c.id is not None]
-    categories: dict[int, str] = dict(
-        (
-            await session.execute(
-                select(CaseCategory.id, CaseCategory.name).where(
-                    CaseCategory.id.in_({c.category_id for c in cases})  # type: ignore[union-attr]
-                )
-            )
-        ).all()
-    )
-    co_rows = (
+    own = {c.id: c for c in cases if c.id is not None}
+    rows = (
         await session.execute(
-            select(CaseCoUnit.case_id, CaseCoUnit.unit_id).where(CaseCoUnit.case_id.in_(ids))  # type: ignore[attr-defined]
+            _decorated(principal)
+            .where(col(Case.id).in_(list(own)))
+            .order_by(col(Case.id).desc(), col(CaseCoUnit.id))
         )
     ).all()
-    co_by_case: dict[int, list[int]] = {}
-    for case_id, unit_id in co_rows:
-        co_by_case.setdefault(case_id, []).append(unit_id)
-    unit_ids = {u for c in cases for u in (c.lead_unit_id, c.suggested_unit_id) if u}
-    unit_ids |= {u for units in co_by_case.values() for u in units}
-    names = await _unit_names(session, unit_ids)
-    followed = set(
-        (
-            await session.execute(
-                select(CaseFollow.case_id).where(
-                    CaseFollow.case_id.in_(ids),  # type: ignore[attr-defined]
-                    CaseFollow.user_id == principal.user_id,
-                )
-            )
-        ).scalars()
+    found = {v.case.id: v for v in _views(principal, rows, staff_path, own)}
+    return [found[c.id] for c in cases if c.id in found]
+
+
+async def page_of_views(
+    session: AsyncSession,
+    principal: Principal,
+    conditions: Sequence[ColumnElement[bool]],
+    page: PageParams,
+    *,
+    staff_path: str | None,
+) -> list[CaseView]:
+    """One page of the cases matching `conditions`, newest first, with their views: one
+    query (the page is picked in a subquery, then decorated)."""
+    picked = (
+        select(Case.id)
+        .where(*conditions)
+        .order_by(col(Case.id).desc())
+        .limit(page.limit)
+        .offset(page.offset)
+        .subquery("picked")
     )
-    if principal.is_staff and region_paths is None:
-        region_paths = dict(
-            (
-                await session.execute(
-                    select(Region.id, Region.path).where(
-                        Region.id.in_({c.region_id for c in cases})  # type: ignore[union-attr]
-                    )
-                )
-            ).all()
+    rows = (
+        await session.execute(
+            _decorated(principal)
+            .join(picked, picked.c.id == Case.id)
+            .order_by(col(Case.id).desc(), col(CaseCoUnit.id))
         )
-    views = []
-    for case in cases:
-        staff = principal.is_staff and in_scope(
-            staff_path, (region_paths or {}).get(case.region_id, "")
-        )
-        lead = principal.role is Role.unit and principal.unit_id == case.lead_unit_id
-        owner = case.owner_id == principal.user_id and not principal.is_staff
-        unit_ref = lambda u: (u, names.get(u, "")) if u else None  # noqa: E731
-        views.append(
-            CaseView(
-                case=case,
-                category_name=categories.get(case.category_id),
-                lead_unit=unit_ref(case.lead_unit_id),
-                co_units=[(u, names.get(u, "")) for u in co_by_case.get(case.id or 0, [])],
-                suggested_unit=unit_ref(case.suggested_unit_id) if staff else None,
-                sees_phone=staff or lead or owner,
-                sees_internal=staff or principal.role is Role.unit,
-                is_owner=owner,
-                following=case.id in followed,
-            )
-        )
-    return views
+    ).all()
+    return _views(principal, rows, staff_path)
 
 
 async def timeline_of(

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 
 from app.cases import actions as case_actions
 from app.cases import idempotency
 from app.cases import similar as case_similar
-from app.cases.access import in_scope, scope_filter, staff_region_path
+from app.cases.access import in_scope, scope_filter, staff_path_query, staff_region_path
 from app.cases.deps import (
     CaseAccessDep,
     IfMatchDep,
@@ -23,7 +23,13 @@ from app.cases.deps import (
 from app.cases.deputy_codes import deputy_scene, parse_deputy_scene
 from app.cases.flows import STATUS_TEXT
 from app.cases.models import Case, CaseCategory, CaseStatus, RoutingRule
-from app.cases.queries import CaseView, case_views, public_event_data, timeline_of
+from app.cases.queries import (
+    CaseView,
+    case_views,
+    page_of_views,
+    public_event_data,
+    timeline_of,
+)
 from app.cases.schemas import (
     CaseAssign,
     CaseCategoryPublic,
@@ -60,7 +66,7 @@ from app.core.errors import (
     problem_responses,
 )
 from app.core.masking import mask_name, mask_phone
-from app.core.pagination import Page, PageDep
+from app.core.pagination import CappedPage, PageDep, capped_count
 from app.core.security import Principal, Role
 from app.core.types import Id
 from app.identity.models import Deputy
@@ -243,7 +249,7 @@ def _fresh_detail(submitted: Submitted) -> CaseDetail:
 # Reading
 
 
-@router.get("/cases", response_model=Page[CasePublic], responses=problem_responses(401, 422))
+@router.get("/cases", response_model=CappedPage[CasePublic], responses=problem_responses(401, 422))
 async def list_cases(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -255,11 +261,16 @@ async def list_cases(
     unit_id: Annotated[Id | None, Query(description="lead unit")] = None,
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=50, description="number, title or content")] = None,
-) -> Page[CasePublic]:
+) -> CappedPage[CasePublic]:
     """Cases the caller may see: residents their own (and those their duplicate was merged
     into); deputies their own, written to them, and followed; units those they lead or
-    co-handle; staff their region subtree. Staff triage with `status=registered`."""
-    staff_path = await staff_region_path(session, principal) if principal.is_staff else None
+    co-handle; staff their region subtree. Staff triage with `status=registered`.
+
+    Newest first. `total` counts at most 1,000 cases past the page asked for; beyond that
+    it is that bound and `total_capped` is true (show "1,020+"): a count over a whole
+    district's history would cost more than the page itself."""
+    # Staff see their region subtree: the path is looked up inside the list's own queries.
+    staff_path = staff_path_query(principal) if principal.role is Role.staff else None
     conditions = [scope_filter(principal, staff_path)]
     if status is not None:
         conditions.append(Case.status == status)
@@ -270,7 +281,7 @@ async def list_cases(
             await session.execute(select(Region.path).where(Region.id == region_id))
         ).scalar_one_or_none()
         if path is None:
-            return Page(items=[], total=0)
+            return CappedPage(items=[], total=0)
         conditions.append(
             Case.region_id.in_(select(Region.id).where(Region.path.startswith(path)))  # type: ignore[union-attr, attr-defined]
         )
@@ -289,19 +300,11 @@ async def list_cases(
                 Case.content.like(pattern),  # type: ignore[attr-defined]
             )
         )
-    total = (
-        await session.execute(select(func.count()).select_from(Case).where(*conditions))
-    ).scalar_one()
-    rows = await session.execute(
-        select(Case)
-        .where(*conditions)
-        .order_by(Case.id.desc())  # type: ignore[union-attr]
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    cases = list(rows.scalars())
-    views = await case_views(session, principal, cases, staff_path=staff_path)
-    return Page(items=[render(v) for v in views], total=total)
+    total, capped = await capped_count(session, select(Case.id).where(*conditions), page)
+    # Every case listed to staff is in their scope (the filter above says so).
+    in_scope_path = "/" if principal.is_staff else None
+    views = await page_of_views(session, principal, conditions, page, staff_path=in_scope_path)
+    return CappedPage(items=[render(v) for v in views], total=total, total_capped=capped)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=problem_responses(401, 404))

@@ -41,3 +41,29 @@ async def fetch_page(
     ).scalar_one()
     rows = (await session.execute(statement.limit(page.limit).offset(page.offset))).all()
     return list(rows), int(total)
+
+
+# How far past the requested page a capped count looks: enough for any pager a person
+# clicks through, and a bounded cost however many rows match (1M cases in a district).
+COUNT_LOOKAHEAD = 1000
+
+
+class CappedPage(Page[T], Generic[T]):
+    """A page whose `total` is exact up to `offset + limit + 1000` rows; past that `total`
+    is that bound and `total_capped` is true ("1,020+")."""
+
+    total_capped: bool = False
+
+
+async def capped_count(
+    session: AsyncSession, statement: Select[Any], page: PageParams
+) -> tuple[int, bool]:
+    """How many rows `statement` matches, counting no further than `COUNT_LOOKAHEAD` rows
+    past the page: (total, capped)."""
+    cap = page.offset + page.limit + COUNT_LOOKAHEAD
+    counted = (
+        await session.execute(
+            select(func.count()).select_from(statement.order_by(None).limit(cap + 1).subquery())
+        )
+    ).scalar_one()
+    return (cap, True) if counted > cap else (int(counted), False)

@@ -7,9 +7,11 @@ together or not at all. Delivery happens later, in the worker, after commit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, false, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +36,19 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to queue: who hears about which occurrence of an event (see `enqueue`)."""
+
+    recipient_id: int
+    event: str
+    dedupe_key: str
+    title: str
+    body: str
+    page: str | None = None
+    params: dict[str, Any] | None = None
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -54,43 +69,90 @@ async def enqueue(
     rendered at delivery. Returns the outbox row, or None when the same message was
     already queued.
     """
+    queued = await enqueue_many(
+        session, [Message(recipient_id, event, dedupe_key, title, body, page, params)]
+    )
+    return queued[0] if queued else None
+
+
+async def enqueue_many(session: AsyncSession, messages: Sequence[Message]) -> list[Notification]:
+    """Queue several messages at once: the outbox rows and their inbox copies in one
+    statement on PostgreSQL (a data-modifying CTE), two on SQLite. Answers the rows queued
+    (those whose dedupe key was new), built from what the INSERT returned."""
+    if not messages:
+        return []
     now = utcnow()
-    table = Notification.__table__  # type: ignore[attr-defined]
-    statement = (
-        _insert(session, table)
-        .values(
-            recipient_id=recipient_id,
-            event=event,
-            dedupe_key=dedupe_key,
-            title=title[:100],
-            body=body[:500],
-            page=page,
-            params=dict(params or {}),
-            status=NotificationStatus.pending.value,
-            attempts=0,
-            next_attempt_at=now,
-            subscription_spent=False,
-            created_at=now,
-        )
+    outbox = Notification.__table__  # type: ignore[attr-defined]
+    inbox = InboxMessage.__table__  # type: ignore[attr-defined]
+    values = [
+        {
+            "recipient_id": m.recipient_id,
+            "event": m.event,
+            "dedupe_key": m.dedupe_key,
+            "title": m.title[:100],
+            "body": m.body[:500],
+            "page": m.page,
+            "params": dict(m.params or {}),
+            "status": NotificationStatus.pending.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "subscription_spent": False,
+            "created_at": now,
+        }
+        for m in {(m.recipient_id, m.dedupe_key): m for m in messages}.values()
+    ]
+    queued = (
+        _insert(session, outbox)
+        .values(values)
         .on_conflict_do_nothing(index_elements=["recipient_id", "dedupe_key"])
-        .returning(table.c.id)
+        .returning(*outbox.c)
     )
-    notification_id = (await session.execute(statement)).scalar_one_or_none()
-    if notification_id is None:
-        return None
-    session.add(
-        InboxMessage(
-            user_id=recipient_id,
-            notification_id=notification_id,
-            event=event,
-            title=title[:100],
-            body=body[:500],
-            page=page,
-            created_at=now,
+    copy_columns = ["user_id", "notification_id", "event", "title", "body", "page", "created_at"]
+    if session.get_bind().dialect.name == "postgresql":
+        rows = queued.cte("queued")
+        copies = (
+            insert(inbox)
+            .from_select(
+                copy_columns,
+                select(
+                    rows.c.recipient_id,
+                    rows.c.id,
+                    rows.c.event,
+                    rows.c.title,
+                    rows.c.body,
+                    rows.c.page,
+                    rows.c.created_at,
+                ),
+            )
+            .cte("copies")
         )
-    )
-    await session.flush()
-    return await session.get(Notification, notification_id)
+        result = (await session.execute(select(rows).add_cte(copies))).all()
+    else:
+        result = (await session.execute(queued)).all()
+        if result:
+            await session.execute(
+                insert(inbox).values(
+                    [
+                        dict(
+                            zip(
+                                copy_columns,
+                                (
+                                    r.recipient_id,
+                                    r.id,
+                                    r.event,
+                                    r.title,
+                                    r.body,
+                                    r.page,
+                                    r.created_at,
+                                ),
+                                strict=True,
+                            )
+                        )
+                        for r in result
+                    ]
+                )
+            )
+    return [Notification.model_validate(dict(r._mapping)) for r in result]
 
 
 # --- subscriptions ---------------------------------------------------------------------
