@@ -5,9 +5,11 @@ staff scope (the region subtree a staff member sees) as a check and as a query f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, exists, literal, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, String, exists, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.attachments import service as attachment_service
@@ -63,56 +65,63 @@ def in_scope(staff_path: str | None, region_path: str) -> bool:
     return staff_path is not None and region_path.startswith(staff_path)
 
 
-async def load_access(session: AsyncSession, principal: Principal, case_id: int) -> CaseAccess:
-    row = (
-        await session.execute(
-            select(Case, Region.path)
-            .join(Region, Region.id == Case.region_id)
-            .where(Case.id == case_id)  # type: ignore[arg-type]
-        )
-    ).first()
-    if row is None:
-        raise NotFound("未找到该件", code="not_found")
-    case, region_path = row
+def relation_columns(principal: Principal) -> tuple[Any, Any, Any]:
+    """What decides the caller's relations to a case, as columns of the case's own query:
+    the staff region path, and whether the caller's unit co-handles it or the caller follows
+    it. No round trip of its own."""
+    staff_path: Any = literal(None, String)
+    if principal.role is Role.admin:
+        staff_path = literal("/", String)
+    else:
+        path = staff_path_query(principal)
+        if path is not None:
+            staff_path = path
+    mine = aliased(CaseCoUnit)  # the case's own query may join case_co_unit already
+    co_unit = (
+        exists().where(mine.case_id == Case.id, mine.unit_id == principal.unit_id)
+        if principal.role is Role.unit and principal.unit_id is not None
+        else literal(False)
+    )
+    follower = exists().where(
+        CaseFollow.case_id == Case.id, CaseFollow.user_id == principal.user_id
+    )
+    return (
+        staff_path.label("staff_path"),
+        co_unit.label("is_co_unit"),
+        follower.label("is_follower"),
+    )
+
+
+def access_of(
+    principal: Principal,
+    case: Case,
+    region_path: str,
+    staff_path: str | None,
+    is_co_unit: bool,
+    is_follower: bool,
+) -> CaseAccess:
+    """The caller's relations to a case, from what `relation_columns` answered."""
     access = CaseAccess(case=case, region_path=region_path, principal=principal)
-    await _resolve_relations(session, access)
-    if not access.visible:
-        raise NotFound("未找到该件", code="not_found")
-    return access
-
-
-async def _resolve_relations(session: AsyncSession, access: CaseAccess) -> None:
-    case, principal = access.case, access.principal
     if principal.is_staff:
-        access.staff_path = await staff_region_path(session, principal)
-        if in_scope(access.staff_path, access.region_path):
+        access.staff_path = staff_path
+        if in_scope(staff_path, region_path):
             access.relations.add(Relation.staff)
             if case.owner_id is None:
                 access.relations.add(Relation.staff_for_ownerless)
             access.visible = True
-        return
+        return access
     if principal.role is Role.unit:
         if principal.unit_id is not None and principal.unit_id == case.lead_unit_id:
             access.relations.add(Relation.lead_unit)
             access.visible = True
         elif principal.unit_id is not None:
-            co = await session.execute(
-                select(CaseCoUnit.id).where(
-                    CaseCoUnit.case_id == case.id, CaseCoUnit.unit_id == principal.unit_id
-                )
-            )
-            access.is_co_unit = co.first() is not None
+            access.is_co_unit = bool(is_co_unit)
             access.visible = access.is_co_unit
-        return
+        return access
     if case.owner_id == principal.user_id:
         access.relations.add(Relation.owner)
         access.visible = True
-    follow = await session.execute(
-        select(CaseFollow.id).where(
-            CaseFollow.case_id == case.id, CaseFollow.user_id == principal.user_id
-        )
-    )
-    access.is_follower = follow.first() is not None
+    access.is_follower = bool(is_follower)
     if access.is_follower:
         access.visible = True
     if principal.role is Role.deputy and (
@@ -120,6 +129,25 @@ async def _resolve_relations(session: AsyncSession, access: CaseAccess) -> None:
         or (principal.deputy_id is not None and case.deputy_id == principal.deputy_id)
     ):
         access.visible = True
+    return access
+
+
+async def load_access(session: AsyncSession, principal: Principal, case_id: int) -> CaseAccess:
+    """The case and the caller's relations to it, in one query; 404 if the caller may not
+    see it."""
+    row = (
+        await session.execute(
+            select(Case, Region.path, *relation_columns(principal))
+            .join(Region, Region.id == Case.region_id)  # type: ignore[arg-type]
+            .where(Case.id == case_id)  # type: ignore[arg-type]
+        )
+    ).first()
+    if row is None:
+        raise NotFound("未找到该件", code="not_found")
+    access = access_of(principal, *row)
+    if not access.visible:
+        raise NotFound("未找到该件", code="not_found")
+    return access
 
 
 async def can_view_case(session: AsyncSession, principal: Principal | None, case_id: int) -> bool:

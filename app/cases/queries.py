@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.cases.access import in_scope
+from app.cases.access import CaseAccess, access_of, in_scope, relation_columns
 from app.cases.models import Case, CaseAction, CaseCategory, CaseCoUnit, CaseEvent, CaseFollow
+from app.core.errors import NotFound
 from app.core.pagination import PageParams
 from app.core.security import Principal, Role
 from app.identity.models import User
@@ -123,6 +124,28 @@ async def case_views(
     ).all()
     found = {v.case.id: v for v in _views(principal, rows, staff_path, own)}
     return [found[c.id] for c in cases if c.id in found]
+
+
+async def load_case_view(
+    session: AsyncSession, principal: Principal, case_id: int
+) -> tuple[CaseAccess, CaseView]:
+    """`load_access` and the case's view in one query; 404 if the caller may not see it."""
+    rows = (
+        await session.execute(
+            _decorated(principal)
+            .add_columns(*relation_columns(principal))
+            .where(col(Case.id) == case_id)
+            .order_by(col(CaseCoUnit.id))
+        )
+    ).all()
+    if not rows:
+        raise NotFound("未找到该件", code="not_found")
+    case, region_path, (staff_path, is_co_unit, is_follower) = rows[0][0], rows[0][4], rows[0][8:]
+    access = access_of(principal, case, region_path, staff_path, is_co_unit, is_follower)
+    if not access.visible:
+        raise NotFound("未找到该件", code="not_found")
+    (view,) = _views(principal, [row[:8] for row in rows], access.staff_path)
+    return access, view
 
 
 async def page_of_views(

@@ -26,6 +26,7 @@ from app.cases.models import Case, CaseCategory, CaseStatus, RoutingRule
 from app.cases.queries import (
     CaseView,
     case_views,
+    load_case_view,
     page_of_views,
     public_event_data,
     timeline_of,
@@ -308,11 +309,19 @@ async def list_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=problem_responses(401, 404))
-async def get_case(access: CaseAccessDep, session: SessionDep, response: Response) -> CaseDetail:
+async def get_case(
+    case_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    response: Response,
+) -> CaseDetail:
     """One case with its timeline (internal notes only for staff and units). The `ETag`
     header carries the version for `If-Match`."""
+    access, view = await load_case_view(session, principal, case_id)
     _etag(response, access.case)
-    return await _detail(session, access.principal, access.case, access.staff_path)
+    internal = principal.is_staff or principal.role is Role.unit
+    timeline = await timeline_of(session, case_id, internal=internal)
+    return CaseDetail(**render(view).model_dump(), timeline=timeline)  # type: ignore[arg-type]
 
 
 @router.get(
