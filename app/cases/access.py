@@ -65,6 +65,10 @@ def in_scope(staff_path: str | None, region_path: str) -> bool:
     return staff_path is not None and region_path.startswith(staff_path)
 
 
+# The case's own query may join case_co_unit already; built once (aliasing costs CPU).
+_MINE = aliased(CaseCoUnit, name="mine")
+
+
 def relation_columns(principal: Principal) -> tuple[Any, Any, Any]:
     """What decides the caller's relations to a case, as columns of the case's own query:
     the staff region path, and whether the caller's unit co-handles it or the caller follows
@@ -76,9 +80,8 @@ def relation_columns(principal: Principal) -> tuple[Any, Any, Any]:
         path = staff_path_query(principal)
         if path is not None:
             staff_path = path
-    mine = aliased(CaseCoUnit)  # the case's own query may join case_co_unit already
     co_unit = (
-        exists().where(mine.case_id == Case.id, mine.unit_id == principal.unit_id)
+        exists().where(_MINE.case_id == Case.id, _MINE.unit_id == principal.unit_id)
         if principal.role is Role.unit and principal.unit_id is not None
         else literal(False)
     )

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
@@ -34,13 +34,24 @@ class Page(BaseModel, Generic[T]):
 
 async def fetch_page(
     session: AsyncSession, statement: Select[Any], page: PageParams
-) -> tuple[list[Row[Any]], int]:
-    """Run `statement` for one page (it carries its own ORDER BY) and count all its rows."""
+) -> tuple[list[tuple[Any, ...]], int]:
+    """Run `statement` for one page (it carries its own ORDER BY) and count all its rows.
+
+    The count rides on the page's rows (`count(*) OVER ()`): one query. Only a page past the
+    end, which has no row to carry it, is counted on its own."""
+    rows = (
+        await session.execute(
+            statement.add_columns(func.count().over()).limit(page.limit).offset(page.offset)
+        )
+    ).all()
+    if rows:
+        return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
+    if not page.offset:
+        return [], 0
     total = (
         await session.execute(select(func.count()).select_from(statement.order_by(None).subquery()))
     ).scalar_one()
-    rows = (await session.execute(statement.limit(page.limit).offset(page.offset))).all()
-    return list(rows), int(total)
+    return [], int(total)
 
 
 # How far past the requested page a capped count looks: enough for any pager a person

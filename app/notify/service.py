@@ -211,14 +211,16 @@ async def list_inbox(
     where = [InboxMessage.user_id == user_id]
     if unread_only:
         where.append(InboxMessage.read_at.is_(None))
-    total = (await session.execute(select(func.count()).where(*where))).scalar_one()
-    unread = (
+    # Both counts in one pass over the user's messages (ix_inbox_message_user_read).
+    unread_filter = InboxMessage.read_at.is_(None)  # type: ignore[union-attr]
+    total, unread = (
         await session.execute(
-            select(func.count()).where(
-                InboxMessage.user_id == user_id, InboxMessage.read_at.is_(None)
-            )
+            select(
+                func.count().filter(unread_filter) if unread_only else func.count(),
+                func.count().filter(unread_filter),
+            ).where(InboxMessage.user_id == user_id)
         )
-    ).scalar_one()
+    ).one()
     rows = await session.execute(
         select(InboxMessage)
         .where(*where)

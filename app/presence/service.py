@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.core.clock import SHANGHAI, utcnow
@@ -82,6 +83,18 @@ async def staff_region_path(session: AsyncSession, principal: Principal) -> str 
     if path is None:
         raise Forbidden()
     return path
+
+
+_SCOPE = aliased(Region, name="scope")
+
+
+def _staff_scope_query(principal: Principal) -> Any:
+    """`staff_region_path` as a subquery of the list's own query (None for an admin)."""
+    if principal.role == Role.admin:
+        return None
+    if principal.role != Role.staff or principal.region_id is None:
+        raise Forbidden()
+    return sa.select(_SCOPE.path).where(_SCOPE.id == principal.region_id).scalar_subquery()
 
 
 def in_scope(scope: str | None, path: str) -> bool:
@@ -404,7 +417,7 @@ async def list_checkins(
     if principal.role == Role.deputy and principal.deputy_id is not None:
         conditions.append(CheckIn.deputy_id == principal.deputy_id)
     elif principal.is_staff:
-        scope = await staff_region_path(session, principal)
+        scope = _staff_scope_query(principal)
         if scope is not None:
             conditions.append(Region.path.startswith(scope))
     else:

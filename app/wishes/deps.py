@@ -50,7 +50,7 @@ async def claimable_wish(
     """A wish a deputy may try to claim: one that is or was on the wall. A wish claimed by
     someone else is no longer public, but claiming it must answer 409
     `wish_already_claimed`, not 404."""
-    ctx = await service.load_context(session, wish_id, principal)
+    ctx = await service.load_context(session, wish_id, principal, caller_deputy=True)
     if ctx is None or not (ctx.visible or ctx.wish.status in service.ONCE_PUBLIC):
         raise WishNotFound()
     return ctx

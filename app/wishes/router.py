@@ -20,7 +20,7 @@ from app.core.types import Id
 from app.wechat.deps import WeChatDep
 from app.wishes import service
 from app.wishes.deps import ActionableWish, ClaimableWish, ViewableWish
-from app.wishes.models import WishStatus
+from app.wishes.models import Wish, WishStatus
 from app.wishes.schemas import (
     WishConfirm,
     WishCreate,
@@ -38,8 +38,11 @@ router = APIRouter(prefix="/wishes", tags=["wishes"])
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
-async def _answer(session: SessionDep, ctx: WishContext, principal: CurrentPrincipal) -> WishDetail:
-    return await service.to_detail(session, await service.reload(session, ctx, principal))
+async def _answer(
+    session: SessionDep, ctx: WishContext, principal: CurrentPrincipal, wish: Wish
+) -> WishDetail:
+    """The answer to a step: the wish as the UPDATE returned it, without reading it back."""
+    return await service.to_detail(session, service.advanced(ctx, wish, principal))
 
 
 @router.post(
@@ -139,8 +142,10 @@ async def review_wish(
 ) -> WishDetail:
     """Staff of the wish's region approve it (`published`, on the wall) or reject it with a
     reason the resident sees (`rejected`)."""
-    await service.review_wish(session, ctx, principal, approve=body.approve, reason=body.reason)
-    return await _answer(session, ctx, principal)
+    wish = await service.review_wish(
+        session, ctx, principal, approve=body.approve, reason=body.reason
+    )
+    return await _answer(session, ctx, principal, wish)
 
 
 @router.post(
@@ -158,8 +163,8 @@ async def claim_wish(
     """A deputy takes on a published wish (认领). Exactly one deputy wins: the others get 409
     `wish_already_claimed`. A deputy holding `WISH_MAX_OPEN_CLAIMS` unfulfilled claims gets
     409 `claim_limit_reached`. The answer shows the beneficiary in full."""
-    await service.claim_wish(session, settings, ctx, principal)
-    return await _answer(session, ctx, principal)
+    wish = await service.claim_wish(session, settings, ctx, principal)
+    return await _answer(session, ctx, principal, wish)
 
 
 @router.post(
@@ -172,8 +177,8 @@ async def release_wish(
     session: SessionDep, ctx: ActionableWish, principal: CurrentPrincipal, body: WishRelease
 ) -> WishDetail:
     """The claiming deputy gives the wish back to the wall (`published`), with a reason."""
-    await service.release_wish(session, ctx, principal, reason=body.reason)
-    return await _answer(session, ctx, principal)
+    wish = await service.release_wish(session, ctx, principal, reason=body.reason)
+    return await _answer(session, ctx, principal, wish)
 
 
 @router.post(
@@ -191,10 +196,10 @@ async def fulfil_wish(
 ) -> WishDetail:
     """The claiming deputy reports the wish done (`fulfilled`) with a note and photos (own
     uploads). The resident is asked to confirm."""
-    await service.fulfil_wish(
+    wish = await service.fulfil_wish(
         session, settings, ctx, principal, note=body.note, attachment_ids=body.attachment_ids
     )
-    return await _answer(session, ctx, principal)
+    return await _answer(session, ctx, principal, wish)
 
 
 @router.post(
@@ -211,8 +216,10 @@ async def confirm_wish(
 ) -> WishDetail:
     """The resident confirms the fulfilled wish (`completed`) and may thank the deputy and
     rate it (1–5). The deputy is told."""
-    await service.confirm_wish(session, ctx, principal, thanks=body.thanks, rating=body.rating)
-    return await _answer(session, ctx, principal)
+    wish = await service.confirm_wish(
+        session, ctx, principal, thanks=body.thanks, rating=body.rating
+    )
+    return await _answer(session, ctx, principal, wish)
 
 
 @router.post(
@@ -229,5 +236,5 @@ async def withdraw_wish(
 ) -> WishDetail:
     """The resident takes the wish back (`withdrawn`) while it is pending or published; once
     a deputy claimed it, 409 `invalid_transition`."""
-    await service.withdraw_wish(session, ctx, principal, reason=body.reason)
-    return await _answer(session, ctx, principal)
+    wish = await service.withdraw_wish(session, ctx, principal, reason=body.reason)
+    return await _answer(session, ctx, principal, wish)

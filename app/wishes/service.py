@@ -88,6 +88,9 @@ class WishContext:
     station_name: str | None
     deputy_name: str | None
     parties: frozenset[Party]
+    # The calling deputy's standing and name, read with the wish when about to claim it.
+    caller_deputy_active: bool | None = None
+    caller_deputy_name: str | None = None
 
     @property
     def privileged(self) -> bool:
@@ -138,16 +141,25 @@ def _context_query() -> Select[Any]:
 
 
 async def load_context(
-    session: AsyncSession, wish_id: int, principal: Principal | None
+    session: AsyncSession,
+    wish_id: int,
+    principal: Principal | None,
+    *,
+    caller_deputy: bool = False,
 ) -> WishContext | None:
-    row = (
-        await session.execute(
-            _context_query().where(Wish.id == wish_id).execution_options(populate_existing=True)
+    """The wish and what its answers need; with `caller_deputy`, the calling deputy's
+    standing and name too, in the same query."""
+    statement = _context_query().where(Wish.id == wish_id)
+    deputy_id = principal.deputy_id if principal is not None else None
+    if caller_deputy and deputy_id is not None:
+        statement = statement.add_columns(
+            select(Deputy.is_active).where(Deputy.id == deputy_id).scalar_subquery(),
+            select(Deputy.name).where(Deputy.id == deputy_id).scalar_subquery(),
         )
-    ).first()
+    row = (await session.execute(statement.execution_options(populate_existing=True))).first()
     if row is None:
         return None
-    wish, region_path, region_name, station_name, deputy_name = row
+    wish, region_path, region_name, station_name, deputy_name, *caller = row
     scope = await staff_scope_path(session, principal)
     return WishContext(
         wish=wish,
@@ -156,13 +168,30 @@ async def load_context(
         station_name=station_name,
         deputy_name=deputy_name,
         parties=parties_of(principal, wish, region_path, scope),
+        caller_deputy_active=caller[0] if caller else None,
+        caller_deputy_name=caller[1] if caller else None,
     )
 
 
-async def reload(session: AsyncSession, ctx: WishContext, principal: Principal) -> WishContext:
-    fresh = await load_context(session, ctx.wish.id or 0, principal)
-    assert fresh is not None
-    return fresh
+def advanced(ctx: WishContext, wish: Wish, principal: Principal) -> WishContext:
+    """The context after a step the caller took: the updated wish, the claiming deputy's
+    name, the caller's parties to it now; no query (the region, the station and the caller's
+    staff scope do not change with a step)."""
+    if wish.claimed_by_deputy_id is None:
+        deputy_name = None
+    elif wish.claimed_by_deputy_id == principal.deputy_id and ctx.caller_deputy_name:
+        deputy_name = ctx.caller_deputy_name
+    else:
+        deputy_name = ctx.deputy_name
+    scope = "" if Party.staff in ctx.parties else None
+    return WishContext(
+        wish=wish,
+        region_path=ctx.region_path,
+        region_name=ctx.region_name,
+        station_name=ctx.station_name,
+        deputy_name=deputy_name,
+        parties=parties_of(principal, wish, ctx.region_path, scope),
+    )
 
 
 async def can_view_wish(session: AsyncSession, principal: Principal | None, wish_id: int) -> bool:
@@ -262,10 +291,32 @@ async def timeline(session: AsyncSession, wish_id: int) -> list[WishEventPublic]
     ]
 
 
+async def _photos(
+    session: AsyncSession, wish_ids: list[int]
+) -> tuple[dict[int, list[Attachment]], dict[int, list[Attachment]]]:
+    """The wishes' own photos and their fulfilment photos, in one query."""
+    photos: dict[int, list[Attachment]] = {i: [] for i in wish_ids}
+    done: dict[int, list[Attachment]] = {i: [] for i in wish_ids}
+    if not wish_ids:
+        return photos, done
+    rows = await session.execute(
+        select(Attachment)
+        .where(
+            col(Attachment.owner_type).in_((OWNER_TYPE_WISH, OWNER_TYPE_FULFILMENT)),
+            col(Attachment.owner_id).in_(wish_ids),
+        )
+        .order_by(col(Attachment.id))
+    )
+    for attachment in rows.scalars():
+        assert attachment.owner_id is not None
+        kind = photos if attachment.owner_type == OWNER_TYPE_WISH else done
+        kind[attachment.owner_id].append(attachment)
+    return photos, done
+
+
 async def to_detail(session: AsyncSession, ctx: WishContext) -> WishDetail:
     assert ctx.wish.id is not None
-    photos = await attachment_service.attachments_of(session, OWNER_TYPE_WISH, [ctx.wish.id])
-    done = await attachment_service.attachments_of(session, OWNER_TYPE_FULFILMENT, [ctx.wish.id])
+    photos, done = await _photos(session, [ctx.wish.id])
     events = await timeline(session, ctx.wish.id) if ctx.privileged else None
     result: WishDetail = to_public(
         ctx, photos[ctx.wish.id], done[ctx.wish.id], detail=WishDetail, timeline=events
@@ -320,22 +371,34 @@ async def list_wishes(
         conditions.append(flagged if filters.needs_attention else ~flagged)
 
     where = and_(*conditions)
-    total = await session.scalar(
-        select(func.count())
-        .select_from(Wish)
-        .join(Region, Region.id == Wish.region_id)
-        .where(where)
-    )
+    # The total rides on the page's rows (a window count): one query instead of two. Only a
+    # page past the end, which has no row to carry it, counts on its own.
     rows = (
         await session.execute(
-            _context_query().where(where).order_by(*order).limit(page.limit).offset(page.offset)
+            _context_query()
+            .add_columns(func.count().over())
+            .where(where)
+            .order_by(*order)
+            .limit(page.limit)
+            .offset(page.offset)
         )
     ).all()
-    ids = [row[0].id for row in rows]
-    photos = await attachment_service.attachments_of(session, OWNER_TYPE_WISH, ids)
-    done = await attachment_service.attachments_of(session, OWNER_TYPE_FULFILMENT, ids)
+    if rows:
+        total = rows[0][-1]
+    else:
+        total = (
+            await session.scalar(
+                select(func.count())
+                .select_from(Wish)
+                .join(Region, Region.id == Wish.region_id)
+                .where(where)
+            )
+            if page.offset
+            else 0
+        )
+    photos, done = await _photos(session, [row[0].id for row in rows])
     items = []
-    for wish, region_path, region_name, station_name, deputy_name in rows:
+    for wish, region_path, region_name, station_name, deputy_name, _total in rows:
         ctx = WishContext(
             wish=wish,
             region_path=region_path,
@@ -405,24 +468,22 @@ async def _apply(
     first)."""
     transition = flows.TRANSITIONS[action]
     assert from_status in transition.sources
-    result = await session.execute(
-        update(Wish)
-        .where(Wish.id == wish_id, Wish.status == from_status, *where)
-        .values(
-            status=transition.target,
-            version=Wish.version + 1,
-            updated_at=utcnow(),
-            **(values or {}),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
     wish = (
         await session.execute(
-            select(Wish).where(Wish.id == wish_id).execution_options(populate_existing=True)
+            update(Wish)
+            .where(col(Wish.id) == wish_id, col(Wish.status) == from_status, *where)
+            .values(
+                status=transition.target,
+                version=Wish.version + 1,
+                updated_at=utcnow(),
+                **(values or {}),
+            )
+            .returning(Wish),
+            execution_options={"synchronize_session": False, "populate_existing": True},
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if wish is None:
+        return None
     event = await _record(session, wish, action, from_status, actor, note)
     await flows.run_hooks(
         Step(
@@ -614,19 +675,25 @@ async def review_wish(
 
 
 async def _lock_deputy_claims(session: AsyncSession, deputy_id: int) -> None:
-    """Take this deputy's claim lock row (made on first use) until the transaction ends."""
+    """Take this deputy's claim lock row (made on first use) until the transaction ends: one
+    upsert, whose row lock holds until commit."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(WishClaimLock).values(deputy_id=deputy_id, claims=1, updated_at=utcnow())
     await session.execute(
-        insert(WishClaimLock)
-        .values(deputy_id=deputy_id, claims=0, updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["deputy_id"])
+        statement.on_conflict_do_update(
+            index_elements=["deputy_id"],
+            set_={"claims": WishClaimLock.claims + 1, "updated_at": statement.excluded.updated_at},
+        )
     )
-    await session.execute(
-        update(WishClaimLock)
-        .where(WishClaimLock.deputy_id == deputy_id)
-        .values(claims=WishClaimLock.claims + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+
+
+def _open_claims(deputy_id: int) -> Any:
+    return (
+        select(func.count())
+        .select_from(Wish)
+        .where(Wish.claimed_by_deputy_id == deputy_id, Wish.status == S.claimed)
+        .scalar_subquery()
     )
 
 
@@ -639,24 +706,20 @@ async def claim_wish(
     status='published'` matches the row; on PostgreSQL the others wait for its row lock, see
     the new status and match nothing (409 `wish_already_claimed`).
 
-    The open-claims limit is counted while holding the deputy's `wish_claim_lock` row, so two
-    claims by one deputy at once are counted one after the other and cannot both pass.
+    The open-claims limit is a condition of that UPDATE, counted while holding the deputy's
+    `wish_claim_lock` row (taken by the statement before, so the UPDATE's snapshot sees every
+    claim of the deputy that committed): two claims by one deputy at once are counted one
+    after the other and cannot both pass. The deputy's standing and name come with the wish
+    (`claimable_wish`); the whole claim is four statements and the answer's two reads.
     """
     if ctx.wish.status in flows.TAKEN:
         raise WishAlreadyClaimed()
     flows.check(Action.claim, WishStatus(ctx.wish.status), ctx.parties)
     assert principal.deputy_id is not None and ctx.wish.id is not None
-    active = await session.scalar(select(Deputy.is_active).where(Deputy.id == principal.deputy_id))
-    if not active:
+    if not ctx.caller_deputy_active:
         raise Forbidden("代表身份已停用，不能认领心愿")
     await _lock_deputy_claims(session, principal.deputy_id)
-    open_claims = await session.scalar(
-        select(func.count())
-        .select_from(Wish)
-        .where(Wish.claimed_by_deputy_id == principal.deputy_id, Wish.status == S.claimed)
-    )
-    if (open_claims or 0) >= settings.wish_max_open_claims:
-        raise ClaimLimitReached(limit=settings.wish_max_open_claims)
+    limit = settings.wish_max_open_claims
     wish = await _apply(
         session,
         ctx.wish.id,
@@ -668,8 +731,13 @@ async def claim_wish(
             "claimed_by_user_id": principal.user_id,
             "claimed_at": utcnow(),
         },
+        where=(_open_claims(principal.deputy_id) < limit,),
+        extra={"deputy_name": ctx.caller_deputy_name},
     )
     if wish is None:
+        open_claims = await session.scalar(select(_open_claims(principal.deputy_id)))
+        if (open_claims or 0) >= limit:
+            raise ClaimLimitReached(limit=limit)
         raise await _refused(session, ctx.wish.id, Action.claim)
     return wish
 
@@ -912,9 +980,7 @@ async def _notify_rejected(step: Step) -> None:
 
 @flows.on(Action.claim)
 async def _notify_claimed(step: Step) -> None:
-    name = await step.session.scalar(
-        select(Deputy.name).where(Deputy.id == step.wish.claimed_by_deputy_id)
-    )
+    name = step.extra.get("deputy_name")
     await _notify(
         step,
         step.wish.resident_id,
