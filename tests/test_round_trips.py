@@ -24,6 +24,7 @@ from app.core.db import Database
 from app.org.models import Station
 from app.wishes.models import WishStatus
 from tests.attachments.images import upload_id
+from tests.conftest import database_url_for_tests
 from tests.factories import Actor, District, Factory
 from tests.presence.helpers import printed, scan
 from tests.statements import Tally, counting
@@ -32,18 +33,20 @@ from tests.wishes.conftest import make_wish
 WRITE_BUDGET = 4
 READ_BUDGET = 2
 
-# The paths not yet within budget, with the most statements they may send today: a ceiling
-# that only ever comes down (a regression above it fails), until each reaches its budget.
-CEILINGS: dict[str, int] = {
-    "claim": 8,
-    "release": 6,
-    "fulfil": 9,
-    "confirm": 7,
-    "case submission": 8,
-    "assign": 13,
-    "reply": 7,
-    "rate": 7,
-    "resolve": 7,
+# The paths not yet within budget, with the most statements they may send today, on SQLite
+# and on PostgreSQL: a ceiling that only ever comes down (a regression above it fails), until
+# each reaches its budget. SQLite sends one statement more per batch of notifications: it
+# has no data-modifying CTE to write the outbox rows and their inbox copies at once.
+CEILINGS: dict[str, tuple[int, int]] = {
+    "claim": (8, 7),
+    "release": (6, 5),
+    "fulfil": (9, 8),
+    "confirm": (7, 6),
+    "case submission": (8, 7),
+    "assign": (12, 10),
+    "reply": (5, WRITE_BUDGET),
+    "rate": (5, WRITE_BUDGET),
+    "resolve": (5, WRITE_BUDGET),
 }
 # Submission reads the caller's openid and idempotency key in a transaction of its own, closed
 # before WeChat's content check, then writes in a second one.
@@ -108,7 +111,8 @@ async def measured(db: Database, call: Any, expect: int = 200) -> tuple[httpx.Re
 
 def within(tally: Tally, path: str, budget: int = WRITE_BUDGET) -> None:
     """At most the path's budget (or today's ceiling) of statements, in one transaction."""
-    limit = CEILINGS.get(path, budget)
+    on_sqlite = database_url_for_tests().startswith("sqlite")
+    limit = CEILINGS[path][0 if on_sqlite else 1] if path in CEILINGS else budget
     assert tally.round_trips <= limit, f"{path}: {tally.describe()}"
     assert tally.transactions <= TRANSACTION_CEILINGS.get(path, 1), f"{path}: {tally.describe()}"
 

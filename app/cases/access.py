@@ -5,9 +5,19 @@ staff scope (the region subtree a staff member sees) as a check and as a query f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, String, exists, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    String,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -18,6 +28,9 @@ from app.cases.models import Case, CaseCoUnit, CaseFollow
 from app.core.errors import NotFound
 from app.core.security import Principal, Role
 from app.org.models import Region
+
+if TYPE_CHECKING:
+    from app.cases.queries import CaseView
 
 
 @dataclass(slots=True)
@@ -32,6 +45,11 @@ class CaseAccess:
     visible: bool = False
     is_co_unit: bool = False
     is_follower: bool = False
+    # Who follows the case (read with it, for the step's notifications), and the case's view
+    # as loaded (`queries.load_case_view`): a step that changes no unit, category or follow
+    # answers with it instead of reading the decorations again.
+    followers: list[int] | None = None
+    view: CaseView | None = None
 
     @property
     def sees_internal(self) -> bool:
@@ -67,12 +85,19 @@ def in_scope(staff_path: str | None, region_path: str) -> bool:
 
 # The case's own query may join case_co_unit already; built once (aliasing costs CPU).
 _MINE = aliased(CaseCoUnit, name="mine")
+_FOLLOWS = aliased(CaseFollow, name="follows")
+_FOLLOWERS = (
+    select(func.aggregate_strings(cast(_FOLLOWS.user_id, String), ","))
+    .where(_FOLLOWS.case_id == Case.id)
+    .scalar_subquery()
+    .label("followers")
+)
 
 
-def relation_columns(principal: Principal) -> tuple[Any, Any, Any]:
+def relation_columns(principal: Principal) -> tuple[Any, Any, Any, Any]:
     """What decides the caller's relations to a case, as columns of the case's own query:
-    the staff region path, and whether the caller's unit co-handles it or the caller follows
-    it. No round trip of its own."""
+    the staff region path, whether the caller's unit co-handles it or the caller follows
+    it, and who follows it. No round trip of its own."""
     staff_path: Any = literal(None, String)
     if principal.role is Role.admin:
         staff_path = literal("/", String)
@@ -92,6 +117,7 @@ def relation_columns(principal: Principal) -> tuple[Any, Any, Any]:
         staff_path.label("staff_path"),
         co_unit.label("is_co_unit"),
         follower.label("is_follower"),
+        _FOLLOWERS,
     )
 
 
@@ -102,9 +128,11 @@ def access_of(
     staff_path: str | None,
     is_co_unit: bool,
     is_follower: bool,
+    followers: str | None,
 ) -> CaseAccess:
     """The caller's relations to a case, from what `relation_columns` answered."""
     access = CaseAccess(case=case, region_path=region_path, principal=principal)
+    access.followers = [int(f) for f in followers.split(",")] if followers else []
     if principal.is_staff:
         access.staff_path = staff_path
         if in_scope(staff_path, region_path):

@@ -160,7 +160,14 @@ async def assign_case(
     )
     assert case.id is not None
     new_co = await _set_co_units(session, case.id, unit_id, co_unit_ids)
-    await notify_resident(session, case, CaseStatus.handling, note=f"已交办{unit_name}", now=now)
+    await notify_resident(
+        session,
+        case,
+        CaseStatus.handling,
+        note=f"已交办{unit_name}",
+        known_followers=access.followers,
+        now=now,
+    )
     await _notify_assignment(session, case, [unit_id], new_co, now)
     await session.flush()
     return case
@@ -289,7 +296,9 @@ async def reject_case(
         data={"reason_code": reason_code},
         now=now,
     )
-    await notify_resident(session, case, CaseStatus.rejected, note=note, now=now)
+    await notify_resident(
+        session, case, CaseStatus.rejected, note=note, known_followers=access.followers, now=now
+    )
     await session.flush()
     return case
 
@@ -471,7 +480,14 @@ async def reply_case(
         internal_note=internal_note,
         now=now,
     )
-    await notify_resident(session, case, CaseStatus.fed_back, note=public_answer, now=now)
+    await notify_resident(
+        session,
+        case,
+        CaseStatus.fed_back,
+        note=public_answer,
+        known_followers=access.followers,
+        now=now,
+    )
     await session.flush()
     return case
 
@@ -505,7 +521,14 @@ async def rate_case(
         now=now,
     )
     if resolves:
-        await notify_resident(session, case, CaseStatus.resolved, note="感谢您的评价", now=now)
+        await notify_resident(
+            session,
+            case,
+            CaseStatus.resolved,
+            note="感谢您的评价",
+            known_followers=access.followers,
+            now=now,
+        )
     else:
         await notify_users(
             session,
@@ -562,7 +585,14 @@ async def reopen_case(
         now=now,
     )
     # The timeline entry belongs to the new round.
-    await notify_resident(session, case, CaseStatus.handling, note="已重新办理", now=now)
+    await notify_resident(
+        session,
+        case,
+        CaseStatus.handling,
+        note="已重新办理",
+        known_followers=access.followers,
+        now=now,
+    )
     await _notify_assignment(session, case, [case.lead_unit_id], [], now)
     await session.flush()
     return case
@@ -583,7 +613,9 @@ async def resolve_case(
         public_note=note or "已办结",
         now=now,
     )
-    await notify_resident(session, case, CaseStatus.resolved, note=note, now=now)
+    await notify_resident(
+        session, case, CaseStatus.resolved, note=note, known_followers=access.followers, now=now
+    )
     await session.flush()
     return case
 

@@ -11,8 +11,9 @@ from fastapi import Depends, Header, Path, Request
 from sqlalchemy import and_, select
 
 from app.cases import idempotency
-from app.cases.access import CaseAccess, load_access
+from app.cases.access import CaseAccess
 from app.cases.models import CaseSubmissionKey, ContentFlag
+from app.cases.queries import load_case_view
 from app.cases.schemas import CaseCreate
 from app.cases.submission import ContentRejected, Verdict
 from app.core.db import SessionDep, get_db
@@ -32,7 +33,8 @@ async def _case_access(
     principal: CurrentPrincipal,
     case_id: Annotated[Id, Path()],
 ) -> CaseAccess:
-    return await load_access(session, principal, case_id)
+    access, _view = await load_case_view(session, principal, case_id)
+    return access
 
 
 CaseAccessDep = Annotated[CaseAccess, Depends(_case_access)]

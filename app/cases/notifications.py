@@ -46,15 +46,19 @@ async def notify_resident(
     *,
     note: str | None = None,
     recipients: list[int] | None = None,
+    known_followers: list[int] | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Tell the owner and followers about a resident-facing step, once per round."""
+    """Tell the owner and followers about a resident-facing step, once per round
+    (`known_followers`: as read with the case, saving a query)."""
     assert case.id is not None
     now = now or utcnow()
     if recipients is None:
         recipients = [case.owner_id] if case.owner_id else []
         if status is not CaseStatus.registered:
-            recipients += await followers(session, case.id)
+            if known_followers is None:
+                known_followers = await followers(session, case.id)
+            recipients += known_followers
     text = STATUS_TEXT[status]
     params = _params(case, status, note, now)
     await notify_service.enqueue_many(

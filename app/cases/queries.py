@@ -141,11 +141,12 @@ async def load_case_view(
     ).all()
     if not rows:
         raise NotFound("未找到该件", code="not_found")
-    case, region_path, (staff_path, is_co_unit, is_follower) = rows[0][0], rows[0][4], rows[0][8:]
-    access = access_of(principal, case, region_path, staff_path, is_co_unit, is_follower)
+    case, region_path, relations = rows[0][0], rows[0][4], rows[0][8:]
+    access = access_of(principal, case, region_path, *relations)
     if not access.visible:
         raise NotFound("未找到该件", code="not_found")
     (view,) = _views(principal, [row[:8] for row in rows], access.staff_path)
+    access.view = view
     return access, view
 
 

@@ -12,7 +12,13 @@ from sqlalchemy import delete, or_, select
 from app.cases import actions as case_actions
 from app.cases import idempotency
 from app.cases import similar as case_similar
-from app.cases.access import in_scope, scope_filter, staff_path_query, staff_region_path
+from app.cases.access import (
+    CaseAccess,
+    in_scope,
+    scope_filter,
+    staff_path_query,
+    staff_region_path,
+)
 from app.cases.deps import (
     CaseAccessDep,
     IfMatchDep,
@@ -310,7 +316,7 @@ async def list_cases(
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=problem_responses(401, 404))
 async def get_case(
-    case_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    case_id: Annotated[Id, Path()],
     session: SessionDep,
     principal: CurrentPrincipal,
     response: Response,
@@ -359,6 +365,14 @@ async def similar_cases(
 async def _answer(access: CaseAccessDep, session: SessionDep, response: Response) -> CasePublic:
     _etag(response, access.case)
     return await _one(session, access.principal, access.case, access.staff_path)
+
+
+def _answer_as_loaded(access: CaseAccess, response: Response) -> CasePublic:
+    """The answer to a step that changes no unit, category or follow: the view read with
+    the case, showing the case as the step left it (the step updates `access.case`)."""
+    assert access.view is not None and access.view.case is access.case
+    _etag(response, access.case)
+    return render(access.view)
 
 
 @router.patch("/cases/{case_id}", response_model=CasePublic, responses=_ACTION_ERRORS)
@@ -461,7 +475,7 @@ async def reject_case(
         internal_note=body.internal_note,
         version=_version(body.version, if_match, access),
     )
-    return await _answer(access, session, response)
+    return _answer_as_loaded(access, response)
 
 
 @router.post("/cases/{case_id}/merge", response_model=CasePublic, responses=_ACTION_ERRORS)
@@ -496,7 +510,7 @@ async def supervise_case(
     await case_actions.supervise_case(
         session, access, note=body.note, version=_version(body.version, if_match, access)
     )
-    return await _answer(access, session, response)
+    return _answer_as_loaded(access, response)
 
 
 @router.post("/cases/{case_id}/send-back", response_model=CasePublic, responses=_ACTION_ERRORS)
@@ -531,7 +545,7 @@ async def reply_case(
         internal_note=body.internal_note,
         version=_version(body.version, if_match, access),
     )
-    return await _answer(access, session, response)
+    return _answer_as_loaded(access, response)
 
 
 @router.post("/cases/{case_id}/rate", response_model=CasePublic, responses=_ACTION_ERRORS)
@@ -543,7 +557,7 @@ async def rate_case(
     await case_actions.rate_case(
         session, access, satisfaction=body.satisfaction, comment=body.comment
     )
-    return await _answer(access, session, response)
+    return _answer_as_loaded(access, response)
 
 
 @router.post("/cases/{case_id}/reopen", response_model=CasePublic, responses=_ACTION_ERRORS)
@@ -565,7 +579,7 @@ async def reopen_case(
         deadline=body.deadline,
         version=_version(body.version, if_match, access),
     )
-    return await _answer(access, session, response)
+    return _answer_as_loaded(access, response)
 
 
 @router.post("/cases/{case_id}/resolve", response_model=CasePublic, responses=_ACTION_ERRORS)
@@ -580,7 +594,7 @@ async def resolve_case(
     await case_actions.resolve_case(
         session, access, note=body.note, version=_version(body.version, if_match, access)
     )
-    return await _answer(access, session, response)
+    return _answer_as_loaded(access, response)
 
 
 @router.post(
