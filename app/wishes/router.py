@@ -15,7 +15,7 @@ from app.core.deps import (
     SettingsDep,
 )
 from app.core.errors import Forbidden, Unauthenticated, problem_responses
-from app.core.pagination import Page, PageDep
+from app.core.pagination import CappedPage, PageDep
 from app.core.types import Id
 from app.wechat.deps import WeChatDep
 from app.wishes import service
@@ -75,7 +75,7 @@ async def create_wish(
 
 @router.get(
     "",
-    response_model=Page[WishPublic],
+    response_model=CappedPage[WishPublic],
     responses=problem_responses(401, 403),
     summary="The wish wall, one's own wishes, or staff's list",
 )
@@ -94,16 +94,19 @@ async def list_wishes(
     needs_attention: Annotated[
         bool | None, Query(description="Staff: content check asked for review or did not run")
     ] = None,
-) -> Page[WishPublic]:
+) -> CappedPage[WishPublic]:
     """Without a token, or as a resident or deputy: the public wall (心愿墙) of published
     wishes, newest first, beneficiaries masked. `mine=true`: the caller's own wishes, or the
-    wishes a deputy claimed. Staff: every wish in their region subtree, any status."""
+    wishes a deputy claimed. Staff: every wish in their region subtree, any status.
+
+    `total` counts at most 1,000 wishes past the page asked for; beyond that it is that
+    bound and `total_capped` is true."""
     if mine and principal is None:
         raise Unauthenticated(headers={"WWW-Authenticate": "Bearer"})
     is_staff = principal is not None and principal.is_staff
     if status not in (None, WishStatus.published) and not (mine or is_staff):
         raise Forbidden("心愿墙只展示已发布的心愿")
-    items, total = await service.list_wishes(
+    items, total, capped = await service.list_wishes(
         session,
         principal,
         service.WishFilters(
@@ -115,7 +118,7 @@ async def list_wishes(
         ),
         page,
     )
-    return Page[WishPublic](items=items, total=total)
+    return CappedPage[WishPublic](items=items, total=total, total_capped=capped)
 
 
 @router.get(

@@ -33,7 +33,7 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import AppError, Conflict, Forbidden, InvalidTransition, ValidationFailed
 from app.core.masking import mask_address, mask_name, mask_phone
-from app.core.pagination import PageParams
+from app.core.pagination import COUNT_LOOKAHEAD, PageParams, capped_count
 from app.core.security import Principal, Role
 from app.identity.models import Deputy, User
 from app.notify import service as notify_service
@@ -339,7 +339,7 @@ class WishFilters:
 
 async def list_wishes(
     session: AsyncSession, principal: Principal | None, filters: WishFilters, page: PageParams
-) -> tuple[list[WishPublic], int]:
+) -> tuple[list[WishPublic], int, bool]:
     """The public wall (published only, newest first), one's own (`mine`), or, for staff,
     everything in their region subtree."""
     scope = await staff_scope_path(session, principal)
@@ -364,38 +364,45 @@ async def list_wishes(
     if filters.region_id is not None:
         under = await session.scalar(select(Region.path).where(Region.id == filters.region_id))
         if under is None:
-            return [], 0
+            return [], 0, False
         conditions.append(Region.path.startswith(under))
     if filters.needs_attention is not None and scope is not None:
         flagged = Wish.content_check != ContentCheck.passed
         conditions.append(flagged if filters.needs_attention else ~flagged)
 
     where = and_(*conditions)
-    # The total rides on the page's rows (a window count): one query instead of two. Only a
+    # One query: the matching wishes are picked in order up to `COUNT_LOOKAHEAD` past the
+    # page, the page is cut from them and carries how many were picked (a window count), so
+    # the total costs no second query and stays bounded however many wishes match. Only a
     # page past the end, which has no row to carry it, counts on its own.
+    cap = page.offset + page.limit + COUNT_LOOKAHEAD
+    picked = (
+        select(Wish.id)
+        .join(Region, Region.id == Wish.region_id)  # type: ignore[arg-type]
+        .where(where)
+        .order_by(*order)
+        .limit(cap + 1)
+        .subquery("picked")
+    )
     rows = (
         await session.execute(
             _context_query()
+            .join(picked, picked.c.id == Wish.id)
             .add_columns(func.count().over())
-            .where(where)
             .order_by(*order)
             .limit(page.limit)
             .offset(page.offset)
         )
     ).all()
     if rows:
-        total = rows[0][-1]
-    else:
-        total = (
-            await session.scalar(
-                select(func.count())
-                .select_from(Wish)
-                .join(Region, Region.id == Wish.region_id)
-                .where(where)
-            )
-            if page.offset
-            else 0
+        counted = int(rows[0][-1])
+        total, capped = (cap, True) if counted > cap else (counted, False)
+    elif page.offset:
+        total, capped = await capped_count(
+            session, select(Wish.id).join(Region, Region.id == Wish.region_id).where(where), page
         )
+    else:
+        total, capped = 0, False
     photos, done = await _photos(session, [row[0].id for row in rows])
     items = []
     for wish, region_path, region_name, station_name, deputy_name, _total in rows:
@@ -408,7 +415,7 @@ async def list_wishes(
             parties=parties_of(principal, wish, region_path, scope),
         )
         items.append(to_public(ctx, photos[wish.id], done[wish.id]))
-    return items, int(total or 0)
+    return items, total, capped
 
 
 # ---------------------------------------------------------------------------------------------

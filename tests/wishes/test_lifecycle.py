@@ -47,7 +47,7 @@ async def test_a_wish_goes_from_posting_to_thanks(
 
     # Not on the wall yet, and invisible to others.
     wall = await client.get("/wishes")
-    assert wall.json() == {"items": [], "total": 0}
+    assert wall.json() == {"items": [], "total": 0, "total_capped": False}
     assert (await client.get(f"/wishes/{wish_id}")).status_code == 404
     peek = await client.get(f"/wishes/{wish_id}", headers=world.deputy.headers)
     assert peek.status_code == 404
