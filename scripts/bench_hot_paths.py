@@ -22,11 +22,12 @@ postgresql+asyncpg://postgres@127.0.0.1:5432/bench_hot, dropped and created afre
    request (from /proc/<pid>/stat), and the ratios to the plain and bare app of the same
    round (median and range over the rounds), and p99 against the plain insert's p99.
 
-`--mode workers` runs the service with 4 uvicorn workers (pool 16 each), `--mode replicas`
-two single-worker replicas (pool 32 each) with wrk's connections split between them, both at
-64 connections against the single worker of the same rounds, on check-in, claim, submission,
-the case list and nearest stations; `--mode all` (default) does all. 4 workers x 16 and
-2 replicas x 32 keep PostgreSQL under its default max_connections (100).
+Every server process gets `--pool` PostgreSQL connections (default 10: the database is shared
+with whatever else runs, and its max_connections, 100 by default, bounds them all).
+`--mode workers` runs the service with 4 uvicorn workers (half the pool each), `--mode
+replicas` two single-worker replicas (the pool each) with wrk's connections split between
+them, both at 64 connections against the single worker in the same rounds, on check-in,
+claim, submission, the case list and nearest stations; `--mode all` (default) does all.
 Client, servers and PostgreSQL share the machine: read the ratios, not the absolute figures.
 """
 
@@ -176,7 +177,7 @@ def bare_app() -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         size = int(os.environ.get("DB_POOL_SIZE", "32"))
-        state["pool"] = await asyncpg.create_pool(asyncpg_dsn(), min_size=size, max_size=size)
+        state["pool"] = await asyncpg.create_pool(asyncpg_dsn(), min_size=1, max_size=size)
         yield
         await state["pool"].close()
 
@@ -746,6 +747,8 @@ class Runner:
                     "-d",
                     f"{duration or self.duration}s",
                     "--latency",
+                    "--timeout",
+                    "10s",
                     "-s",
                     str(script),
                     f"http://127.0.0.1:{port}",
@@ -916,6 +919,13 @@ def main() -> None:
     parser.add_argument("--mode", choices=["single", "workers", "replicas", "all"], default="all")
     parser.add_argument("--rows", type=int, default=60_000, help="rows per write path")
     parser.add_argument("--only", default="", help="comma-separated path names (default all)")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=10,
+        help="PostgreSQL connections per server process (4 workers get half each); keep the "
+        "sum under the server's max_connections, shared with whatever else uses it",
+    )
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
@@ -957,11 +967,11 @@ def main() -> None:
     try:
         wait_port(wechat_port)
         wechat_url = f"http://127.0.0.1:{wechat_port}"
-        yard_env = {"DB_POOL_SIZE": "32"}
+        yard_env = {"DB_POOL_SIZE": str(args.pool)}
         here = ["--app-dir", str(ROOT / "scripts"), "--factory"]
         servers: dict[str, Server] = {}
         for name, target, env in [
-            ("service", ["--factory", "app.main:create_app"], service_env(32, wechat_url)),
+            ("service", ["--factory", "app.main:create_app"], service_env(args.pool, wechat_url)),
             ("plain", [*here, "bench_hot_paths:plain_app"], yard_env),
             ("bare", [*here, "bench_hot_paths:bare_app"], yard_env),
         ]:
@@ -1006,33 +1016,30 @@ def main() -> None:
                 )
 
         if args.mode in ("workers", "replicas", "all"):
-            scaled: list[tuple[str, Server]] = []
+            # The yardsticks are done: give their connections back to PostgreSQL.
+            for name in ("plain", "bare"):
+                for process in servers[name].processes:
+                    stop(process)
+            scaling = [p for p in paths if p.name in SCALING_PATHS]
+            modes = []
             if args.mode in ("workers", "all"):
-                port = free_port()
-                process = start(
-                    ["--factory", "app.main:create_app"],
-                    port,
-                    service_env(16, wechat_url),
-                    workers=4,
-                )
-                started.append(process)
-                wait_ready(port)
-                scaled.append(("4 workers, pool 16 each", Server("workers", [process], [port])))
+                modes.append(("workers", f"4 workers, pool {args.pool // 2} each"))
             if args.mode in ("replicas", "all"):
-                ports = [free_port(), free_port()]
-                processes = [
-                    start(["--factory", "app.main:create_app"], p, service_env(32, wechat_url))
-                    for p in ports
-                ]
+                modes.append(("replicas", f"2 replicas, 1 worker and pool {args.pool} each"))
+            for kind, label in modes:
+                if kind == "workers":
+                    port = free_port()
+                    env = service_env(args.pool // 2, wechat_url)
+                    processes = [start(["--factory", "app.main:create_app"], port, env, workers=4)]
+                    ports = [port]
+                else:
+                    ports = [free_port(), free_port()]
+                    env = service_env(args.pool, wechat_url)
+                    processes = [start(["--factory", "app.main:create_app"], p, env) for p in ports]
                 started.extend(processes)
-                for p in ports:
-                    wait_ready(p)
-                scaled.append(
-                    ("2 replicas, 1 worker and pool 32 each", Server("replicas", processes, ports))
-                )
-            scaling = [p for p in paths if p.name in SCALING_PATHS]
-            scaling = [p for p in paths if p.name in SCALING_PATHS]
-            for label, server in scaled:
+                for port in ports:
+                    wait_ready(port)
+                server = Server(kind, processes, ports)
                 for p in scaling:
                     runner.run(server, p, p.method, p.path, 8, duration=1)
                 single: dict[str, list[Result]] = defaultdict(list)
@@ -1040,9 +1047,12 @@ def main() -> None:
                 for _ in range(max(1, args.rounds - 1)):
                     one_round(servers["service"], 64, single, False, scaling)
                     one_round(server, 64, multi, False, scaling)
+                for process in processes:
+                    stop(process)
                 print(f"\n{label}, 64 connections, against one worker in the same rounds")
                 print(
-                    f"  {'path':<20} {'1 worker':>9} {'scaled':>9} {'÷':>6} {'errors':>7} {'CPU ms/req':>10}"
+                    f"  {'path':<20} {'1 worker':>9} {'scaled':>9} {'÷':>6} {'errors':>7} "
+                    f"{'CPU ms/req':>10}"
                 )
                 for name in multi:
                     one = statistics.median(r.rate for r in single[name])
@@ -1050,7 +1060,9 @@ def main() -> None:
                     errors = sum(r.non2xx + r.socket_errors for r in multi[name])
                     cpu = statistics.median(r.cpu_ms for r in multi[name])
                     print(
-                        f"  {name:<20} {one:>9.0f} {many:>9.0f} {many / one if one else 0:>6.2f} {errors:>7} {cpu:>10.2f}"
+                        f"  {name:<20} {one:>9.0f} {many:>9.0f} {many / one if one else 0:>6.2f} "
+                        f"{errors:>7} {cpu:>10.2f}",
+                        flush=True,
                     )
     finally:
         for process in reversed(started):
