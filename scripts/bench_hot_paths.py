@@ -6,7 +6,8 @@ Needs wrk (a compiled HTTP load generator; a Python client saturates before the 
 `apt-get update && apt-get install -y wrk` on Debian/Ubuntu, `brew install wrk` on macOS.
 
 What it does, all on one PostgreSQL (`BENCH_DATABASE_URL`, default
-postgresql+asyncpg://postgres@127.0.0.1:5432/bench_hot, dropped and created afresh):
+postgresql+asyncpg://postgres@127.0.0.1:5432/bench_hot, created afresh and dropped at the end
+unless --keep-database):
 
 1. Seeds a district: 1,000 residents, 1,000 deputies bound to a station, 100 staff, 5 unit
    handlers, 2,000 stations around it, wishes and cases in every state the write paths need
@@ -226,6 +227,14 @@ async def _clone(conn: Any, table: str, template: int, n: int, overrides: dict[s
         n,
     )
     return int(first)
+
+
+async def drop_database() -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(admin_dsn())
+    await admin.execute(f'DROP DATABASE IF EXISTS "{database_name()}" WITH (FORCE)')
+    await admin.close()
 
 
 async def seed(rows_per_write_path: int) -> Seeded:
@@ -920,6 +929,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=60_000, help="rows per write path")
     parser.add_argument("--only", default="", help="comma-separated path names (default all)")
     parser.add_argument(
+        "--keep-database", action="store_true", help="keep the seeded database afterwards"
+    )
+    parser.add_argument(
         "--pool",
         type=int,
         default=10,
@@ -1068,6 +1080,8 @@ def main() -> None:
         for process in reversed(started):
             stop(process)
         shutil.rmtree(runner.workdir, ignore_errors=True)
+        if not args.keep_database:
+            asyncio.run(drop_database())
     with open("/proc/loadavg") as f:
         load_after = f.read().split()[:3]
     print(f"\nserver logs (errors, if any): {LOGS}")
