@@ -32,7 +32,11 @@ from app.groups.router import router as groups_router
 from app.identity.deputy_router import router as deputy_router
 from app.identity.router import hide_development_endpoints
 from app.identity.router import router as identity_router
+from app.integrations.deps import authenticate_key
+from app.integrations.router import router as integrations_router
 from app.notify.router import router as notify_router
+from app.open311.errors import install as install_open311_errors
+from app.open311.router import router as open311_router
 from app.org.router import router as org_router
 from app.presence.router import router as presence_router
 from app.reports.router import router as reports_router
@@ -49,7 +53,9 @@ Backend of the WeChat mini-program for people's congress deputy liaison stations
 
 Every error is `application/problem+json` (RFC 9457) with a stable `code`; see
 `miniprogram_api_docs/errors.md`. Authenticate with `Authorization: Bearer <access token>`
-from one of the `/auth/*` endpoints.
+from one of the `/auth/*` endpoints. Integrators (other government systems) send an API key
+(`lsk_…`) as `Authorization: Bearer` or `X-API-Key`; Open311 GeoReport v2 lives at
+`/open311/v2` (see `miniprogram_api_docs/integrators.md`).
 """
 
 TAGS = [
@@ -63,6 +69,8 @@ TAGS = [
     {"name": "activities", "description": "Deputy groups and activities (代表小组、代表活动)"},
     {"name": "reports", "description": "Deputies reporting to voters (述职评议)"},
     {"name": "consultations", "description": "Legislative consultations (立法意见征集)"},
+    {"name": "integrators", "description": "API keys, webhooks, the audit log (接入系统)"},
+    {"name": "open311", "description": "Open311 GeoReport v2 (XML and JSON)"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -109,9 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(refuse_nul_characters)],
     )
     app.state.settings = settings
+    # core.deps asks this for a key's principal (core imports no domain).
+    app.state.authenticate_key = authenticate_key
     install_error_handlers(app)
     install_api_docs(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    install_open311_errors(app)
     app.add_middleware(RequestContextMiddleware)
     # Outermost: everything inside sees the client and scheme resolved behind proxies.
     app.add_middleware(ProxyHeadersMiddleware, proxies=settings.proxies)
@@ -130,8 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         activities_router,
         reports_router,
         consultations_router,
+        integrations_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(open311_router, prefix="/open311/v2")
     if settings.is_production:
         hide_development_endpoints(app, API_PREFIX)
 

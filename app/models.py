@@ -27,6 +27,15 @@ from app.identity.models import (  # noqa: F401
     RefreshToken,
     User,
 )
+from app.integrations.models import (  # noqa: F401
+    ApiKey,
+    ApiKeyWindow,
+    AuditLogEntry,
+    Integrator,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from app.notify.models import (  # noqa: F401
     InboxMessage,
     Notification,

@@ -188,6 +188,36 @@ class Settings(BaseSettings):
     # Key of the deputy code signatures; empty means derived from JWT_SECRET.
     case_deputy_qr_secret: str = ""
 
+    # Integrators: API keys, Open311 GeoReport v2, webhooks.
+    # Calls per minute a new key may make unless its issuer sets another limit.
+    api_key_default_rate_per_minute: int = Field(default=120, ge=1, le=100_000)
+    # Open311 jurisdiction_id values this deployment answers to, each naming the region
+    # (usually a district) it covers. JSON in the environment, e.g.
+    # OPEN311_JURISDICTIONS='{"xuhui.sh.gov.cn": 1}'. A request without jurisdiction_id
+    # covers the whole deployment; an unknown one is a 404.
+    open311_jurisdictions: dict[str, int] = Field(default_factory=dict)
+    # Endpoint URLs must be https unless this is set (local receivers in development).
+    webhook_allow_http: bool = False
+    # Receivers resolving to private, loopback or link-local addresses are refused unless
+    # this is set (tests and local development only).
+    webhook_allow_private_targets: bool = False
+    # One delivery attempt: connect + answer within this time; at most this much of the
+    # answer is read.
+    webhook_timeout_seconds: float = Field(default=5.0, ge=0.1, le=60.0)
+    webhook_max_response_bytes: int = Field(default=16_384, ge=0, le=1_048_576)
+    # Rows one claim takes and calls in flight at once, separate from WeChat's budget.
+    webhook_batch_size: int = Field(default=500, ge=1, le=5000)
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_lease_seconds: int = Field(default=120, ge=5, le=3600)
+    # A delivery is retried this many times (network, timeout, non-2xx), then `failed`;
+    # retry n waits base * 2**(n-1) seconds, jittered, at most an hour.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_base_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # An endpoint failing this many attempts in a row, the first at least this many hours
+    # ago, is paused and the integrator's admin gets an inbox message.
+    webhook_pause_after_failures: int = Field(default=20, ge=1, le=10_000)
+    webhook_pause_after_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"

@@ -42,10 +42,20 @@ class Principal:
     region_id: int | None = None
     unit_id: int | None = None
     deputy_id: int | None = None
+    # Set when the caller is an integrator's API key: it acts as staff of `region_id`
+    # through its integrator's service account, only where one of its scopes allows.
+    api_key_id: int | None = None
+    integrator_id: int | None = None
+    key_prefix: str | None = None
+    scopes: frozenset[str] = frozenset()
 
     @property
     def is_staff(self) -> bool:
         return self.role in (Role.staff, Role.admin)
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.api_key_id is not None
 
 
 def create_access_token(principal: Principal, settings: Settings) -> str:

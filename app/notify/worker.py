@@ -108,6 +108,12 @@ async def _remind_activities(session: AsyncSession, now: datetime, settings: Set
     return await activity_service.send_due_reminders(session, now, settings)
 
 
+async def _purge_key_windows(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.integrations import service as integrations_service
+
+    return await integrations_service.purge_key_windows(session, now)
+
+
 # Intervals: overdue flags and due-soon warnings are time-critical for the units; the rest
 # moves whole days, so hourly is plenty. Each sweep handles a bounded batch per run.
 SWEEPS: list[Sweep] = [
@@ -120,6 +126,7 @@ SWEEPS: list[Sweep] = [
     Sweep("attachments.purge_unlinked", _purge_unlinked_uploads, 3600),
     Sweep("cases.purge_submission_keys", _purge_submission_keys, 86400),
     Sweep("identity.purge_refresh_tokens", _purge_refresh_tokens, 86400),
+    Sweep("integrations.purge_key_windows", _purge_key_windows, 3600),
 ]
 
 
@@ -145,14 +152,36 @@ class Worker:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.deliverer = Deliverer(db, settings, gateway, worker_id=self.worker_id)
+        # Webhooks: their own client and concurrency budget, run in a task of their own
+        # (run_forever), so a receiver that hangs never holds up a WeChat message.
+        from app.integrations.delivery import WebhookDeliverer
+
+        self.webhooks = WebhookDeliverer(db, settings, worker_id=self.worker_id)
         self.sweeps = SWEEPS if sweeps is None else sweeps
 
     async def run_once(self) -> Counter[str]:
-        """One pass: deliver everything due, then every sweep that is due."""
-        totals = await self.deliverer.drain()
+        """One pass: deliver everything due (WeChat and webhooks side by side), then every
+        sweep that is due."""
+        totals, webhooks = await asyncio.gather(self.deliverer.drain(), self.webhooks.drain())
+        totals["webhooks"] += webhooks
         ran = await self.run_due_sweeps()
         totals["sweeps"] += len(ran)
         return totals
+
+    async def close(self) -> None:
+        await self.webhooks.close()
+
+    async def _webhook_loop(self, stop: asyncio.Event) -> None:
+        poll = self.settings.notify_poll_seconds
+        while not stop.is_set():
+            claimed = 0
+            try:
+                claimed = await self.webhooks.deliver_batch()
+            except Exception:
+                logger.exception("webhook pass failed; trying again in %.1fs", poll)
+            if claimed < self.settings.webhook_batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll)
 
     async def run_due_sweeps(self) -> list[str]:
         """Run each sweep whose lease this worker takes; answers the names of those run."""
@@ -215,6 +244,15 @@ class Worker:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver and sweep until `stop` is set; sleeps only when nothing was due."""
         logger.info("notification worker %s started", self.worker_id)
+        webhook_task = asyncio.create_task(self._webhook_loop(stop), name="webhook-delivery")
+        try:
+            await self._wechat_loop(stop)
+        finally:
+            stop.set()
+            await webhook_task
+        logger.info("notification worker %s stopped", self.worker_id)
+
+    async def _wechat_loop(self, stop: asyncio.Event) -> None:
         poll = self.settings.notify_poll_seconds
         while not stop.is_set():
             busy = False
@@ -228,7 +266,6 @@ class Worker:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=poll)
-        logger.info("notification worker %s stopped", self.worker_id)
 
 
 async def run_worker_forever(
@@ -276,6 +313,7 @@ async def run_worker_forever(
             loop = asyncio.get_running_loop()
             for sig in handled:
                 loop.remove_signal_handler(sig)
+        await worker.close()
         if own_gateway:
             await gateway.close()
         if fake is not None:

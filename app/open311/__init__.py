@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2 (and its servicerequestupdates extension), at /open311/v2."""
