@@ -21,18 +21,19 @@ from app.integrations.models import Integrator, Scope
 
 API = "/api/v1"
 
-# (method, route path) -> the scope a key needs there.
+# (method, route path under /api/v1) -> the scope a key needs there.
 KEY_SCOPES: dict[tuple[str, str], Scope] = {
-    ("POST", f"{API}/cases"): Scope.cases_submit,
-    ("GET", f"{API}/cases"): Scope.cases_read,
-    ("GET", f"{API}/cases/{{case_id}}"): Scope.cases_read,
-    ("GET", f"{API}/stats/overview"): Scope.stats_read,
-    ("GET", f"{API}/stats/cases"): Scope.stats_read,
-    ("GET", f"{API}/stats/deputies"): Scope.stats_read,
-    ("GET", f"{API}/webhooks"): Scope.webhooks_manage,
-    ("POST", f"{API}/webhooks"): Scope.webhooks_manage,
-    ("PATCH", f"{API}/webhooks/{{webhook_id}}"): Scope.webhooks_manage,
-    ("DELETE", f"{API}/webhooks/{{webhook_id}}"): Scope.webhooks_manage,
+    ("POST", "/cases"): Scope.cases_submit,
+    ("GET", "/cases"): Scope.cases_read,
+    ("GET", "/cases/{case_id}"): Scope.cases_read,
+    ("GET", "/attachments/{attachment_id}"): Scope.cases_read,
+    ("GET", "/stats/overview"): Scope.stats_read,
+    ("GET", "/stats/cases"): Scope.stats_read,
+    ("GET", "/stats/deputies"): Scope.stats_read,
+    ("GET", "/webhooks"): Scope.webhooks_manage,
+    ("POST", "/webhooks"): Scope.webhooks_manage,
+    ("PATCH", "/webhooks/{webhook_id}"): Scope.webhooks_manage,
+    ("DELETE", "/webhooks/{webhook_id}"): Scope.webhooks_manage,
 }
 
 
@@ -40,9 +41,16 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def route_path(request: Request) -> str:
+def route_path(request: Request) -> str | None:
+    """The matched route's template under /api/v1 ("/cases/{case_id}"); None elsewhere."""
+    if not request.url.path.startswith(API + "/"):
+        return None
     route = request.scope.get("route")
-    return getattr(route, "path_format", None) or request.url.path
+    path = getattr(route, "path_format", None)
+    if path is None:
+        return None
+    # Depending on how the router was included, the template carries the prefix or not.
+    return path[len(API) :] if path.startswith(API + "/") else path
 
 
 async def authenticate_key(request: Request, raw_key: str, scope: Scope | None = None) -> Principal:
@@ -50,9 +58,12 @@ async def authenticate_key(request: Request, raw_key: str, scope: Scope | None =
     short transaction of its own that commits the rate-limit count and the audit entry
     whether the call is allowed or not."""
     path = route_path(request)
-    needed = scope or KEY_SCOPES.get((request.method, path))
+    needed = scope or (KEY_SCOPES.get((request.method, path)) if path else None)
     db: Database = request.app.state.db
-    async with db.transaction() as session:
+    # write=False: on SQLite this must not wait for the in-process write lock, which the
+    # request's own session may already hold (routes resolve it before the principal).
+    # The request has written nothing yet, so SQLite's own locking orders the two.
+    async with db.transaction(write=False) as session:
         check = await service.check_call(
             session,
             raw_key,
