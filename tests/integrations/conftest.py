@@ -1,4 +1,5 @@
 """The case world plus integrators: keys are issued through the admin API, as in use."""
+# ruff: noqa: F811  (the case world fixture is imported under its own name)
 
 from __future__ import annotations
 
