@@ -30,6 +30,8 @@ class CaseChannel(StrEnum):
     reception = "reception"  # a deputy on behalf of a resident received at a station
     phone = "phone"  # staff, taken by phone
     counter = "counter"  # staff, taken at the counter
+    api = "api"  # an integrator's system, POST /cases with an API key
+    open311 = "open311"  # an integrator's system, Open311 GeoReport v2 POST requests
 
 
 class CaseAction(StrEnum):
@@ -194,7 +196,9 @@ class CaseEvent(SQLModel, table=True):
     from_status: str | None = Field(default=None, max_length=20)
     to_status: str | None = Field(default=None, max_length=20)
     actor_id: int | None = Field(default=None, foreign_key="user.id")
-    actor_role: str = Field(max_length=20)  # a Role value, or "system"
+    actor_role: str = Field(max_length=20)  # a Role value, "integrator" or "system"
+    # The integrator's key the step was made with (actor_id is then its service account).
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
     round: int = Field(default=0)
     public_note: str | None = Field(default=None, max_length=5000)
     internal_note: str | None = Field(default=None, max_length=5000)

@@ -154,6 +154,8 @@ async def submit_case(
     body: Any,
     verdict: Verdict,
     settings: Settings,
+    *,
+    channel: CaseChannel | None = None,
 ) -> Submitted:
     """Register a case (`registered`) with its timeline entry, its attachments linked, the
     reception it came from marked, and the resident's notification, in one transaction.
@@ -161,9 +163,10 @@ async def submit_case(
     Every reference and the rate limit are checked in one round trip (this is the hot path
     of the service)."""
     now = utcnow()
-    channel, owner_id = _channel_and_owner(principal, body)
+    channel, owner_id = _channel_and_owner(principal, body, channel)
     contact_name, contact_phone = body.contact_name, body.contact_phone
-    if principal.is_staff and not (contact_name or contact_phone):
+    # An integrator's system may pass on an anonymous report (Open311 makes contact optional).
+    if principal.is_staff and not principal.is_api_key and not (contact_name or contact_phone):
         raise ValidationFailed("请填写来电或来访群众的姓名或电话", code="contact_required")
     deputy_id = body.deputy_id
     if body.deputy_scene:
@@ -283,7 +286,15 @@ async def submit_case(
     return Submitted(case, event, str(category_name))
 
 
-def _channel_and_owner(principal: Principal, body: Any) -> tuple[CaseChannel, int | None]:
+def _channel_and_owner(
+    principal: Principal, body: Any, given: CaseChannel | None = None
+) -> tuple[CaseChannel, int | None]:
+    if principal.is_api_key:
+        # An integrator's key: `api`, or `open311` when the Open311 endpoint submits.
+        channel = given or CaseChannel.api
+        if body.channel is not None and body.channel != channel:
+            raise ValidationFailed("接入系统提交的渠道由系统确定", code="invalid_channel")
+        return channel, None
     if principal.is_staff:
         channel = body.channel or CaseChannel.phone
         if channel not in (CaseChannel.phone, CaseChannel.counter):

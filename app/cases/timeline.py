@@ -21,6 +21,7 @@ from app.cases.models import Case, CaseAction, CaseEvent, CaseStatus
 from app.core.clock import utcnow
 from app.core.errors import Forbidden, InvalidTransition, VersionConflict
 from app.core.security import Principal
+from app.integrations import webhooks
 
 
 async def record_event(
@@ -43,7 +44,8 @@ async def record_event(
         from_status=from_status.value if from_status else None,
         to_status=to_status.value if to_status else None,
         actor_id=actor.user_id if actor else None,
-        actor_role=actor.role.value if actor else "system",
+        actor_role=_actor_role(actor),
+        api_key_id=actor.api_key_id if actor else None,
         round=case.reopen_count,
         public_note=public_note,
         internal_note=internal_note,
@@ -51,7 +53,49 @@ async def record_event(
         created_at=now or utcnow(),
     )
     session.add(event)
+    await _publish(session, case, str(action), event)
     return event
+
+
+def _actor_role(actor: Principal | None) -> str:
+    if actor is None:
+        return "system"
+    if actor.is_api_key:
+        return "integrator"
+    return actor.role.value
+
+
+async def _publish(session: AsyncSession, case: Case, action: str, event: CaseEvent) -> None:
+    """The webhook events of this step, queued in the same transaction."""
+    names = []
+    if action == CaseAction.register:
+        names.append("case.created")
+    elif event.to_status is not None and event.to_status != event.from_status:
+        names.append("case.status_changed")
+        if action == CaseAction.reply:
+            names.append("case.replied")
+        if event.to_status == CaseStatus.resolved:
+            names.append("case.resolved")
+    if not names:
+        return
+    data = {
+        "case_id": case.id,
+        "number": case.number,
+        "title": case.title,
+        "category_id": case.category_id,
+        "region_id": case.region_id,
+        "channel": case.channel,
+        "action": action,
+        "from_status": event.from_status,
+        "status": event.to_status,
+        "public_note": event.public_note,
+        "lead_unit_id": case.lead_unit_id,
+        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
+    }
+    for name in names:
+        await webhooks.publish(
+            session, name, data, region_id=case.region_id, occurred_at=event.created_at
+        )
 
 
 async def transition(

@@ -291,11 +291,11 @@ async def publish(
     event: str,
     data: dict[str, Any],
     *,
-    region_path: str | None = None,
+    region_id: int | None = None,
     occurred_at: datetime | None = None,
 ) -> int:
-    """Queue `event` for every endpoint that wants it (and whose region holds
-    `region_path`). Paused endpoints get it `held`. Answers the number of rows written."""
+    """Queue `event` for every endpoint that wants it (and whose region holds `region_id`).
+    Paused endpoints get it `held`. Answers the number of rows written."""
     webhooks = list(
         (
             await session.execute(select(Webhook).join(Integrator).where(col(Integrator.is_active)))
@@ -305,12 +305,14 @@ async def publish(
     if not targets:
         return 0
     region_paths: dict[int, str] = {}
+    region_path: str | None = None
     scoped = {w.region_id for w in targets if w.region_id is not None}
-    if scoped and region_path is not None:
+    if scoped and region_id is not None:
         rows = await session.execute(
-            select(Region.id, Region.path).where(col(Region.id).in_(scoped))
+            select(Region.id, Region.path).where(col(Region.id).in_(scoped | {region_id}))
         )
         region_paths = {r.id: r.path for r in rows}
+        region_path = region_paths.get(region_id)
     now = occurred_at or utcnow()
     event_id = new_event_id()
     payload = {"id": event_id, "type": event, "created_at": now.isoformat(), "data": data}

@@ -475,3 +475,85 @@ async def request_updates(
         session, path, since, until, limit=limit, offset=offset, base_url=_base_url(request)
     )
     return render.respond(fmt, "service_request_updates", "request_update", items)
+
+
+# Submitting ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/requests.{fmt}",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["api_key", "service_code", "attribute[region]"],
+                        "properties": {
+                            "api_key": {"type": "string"},
+                            "jurisdiction_id": {"type": "string"},
+                            "service_code": {"type": "string", "example": "infrastructure"},
+                            "lat": {"type": "number", "example": 30.2802},
+                            "long": {"type": "number", "example": 120.132},
+                            "address_string": {"type": "string", "example": "翠苑一区东门"},
+                            "attribute[region]": {"type": "string", "example": "3"},
+                            "attribute[title]": {"type": "string", "example": "路灯不亮"},
+                            "description": {"type": "string", "maxLength": 4000},
+                            "first_name": {"type": "string"},
+                            "last_name": {"type": "string"},
+                            "phone": {"type": "string"},
+                            "email": {"type": "string"},
+                            "device_id": {"type": "string"},
+                            "account_id": {"type": "string"},
+                            "media_url": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses=_docs(
+        [
+            {
+                "service_request_id": "42",
+                "token": "20261120-0042",
+                "service_notice": "已登记，等待分办",
+                "account_id": None,
+            }
+        ],
+        '<?xml version="1.0" encoding="utf-8"?>\n<service_requests><request>'
+        "<service_request_id>42</service_request_id><token>20261120-0042</token>…</request>"
+        "</service_requests>",
+        400,
+        403,
+        404,
+        429,
+    ),
+)
+async def create_request(
+    request: Request, session: SessionDep, settings: SettingsDep, fmt: str = FMT_PATH
+) -> Response:
+    """Submit a service request (form-encoded, with `api_key`, as the specification says).
+    It becomes a case of channel `open311`: routed, deadlined, on the dashboard, in the
+    statistics, with the key's rate limit. `Idempotency-Key` (optional header) makes a
+    retry answer the first result instead of a second case."""
+    from app.open311 import submit
+
+    fmt = _fmt(fmt)
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    principal = await _key(
+        request, fields.get("api_key"), KeyScope.cases_submit, fmt, required=True
+    )
+    assert principal is not None
+    answer = await submit.submit_request(
+        session,
+        settings,
+        principal,
+        fields,
+        fmt,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return render.respond(fmt, "service_requests", "request", answer)

@@ -36,6 +36,7 @@ from app.core.masking import mask_address, mask_name, mask_phone
 from app.core.pagination import COUNT_LOOKAHEAD, PageParams, capped_count
 from app.core.security import Principal, Role
 from app.identity.models import Deputy, User
+from app.integrations import webhooks
 from app.notify import service as notify_service
 from app.org.models import Region, Station
 from app.wechat.gateway import WeChatGateway
@@ -455,7 +456,27 @@ async def _record(
     )
     session.add(event)
     await session.flush()
+    if event.to_status in _WEBHOOK_STATUSES:
+        # The integrators' webhooks hear of it in the same transaction.
+        await webhooks.publish(
+            session,
+            f"wish.{event.to_status}",
+            {
+                "wish_id": wish.id,
+                "title": wish.title,
+                "region_id": wish.region_id,
+                "station_id": wish.station_id,
+                "action": event.action,
+                "from_status": event.from_status,
+                "status": event.to_status,
+            },
+            region_id=wish.region_id,
+            occurred_at=event.created_at,
+        )
     return event
+
+
+_WEBHOOK_STATUSES = frozenset({"published", "claimed", "fulfilled", "completed"})
 
 
 async def _apply(
