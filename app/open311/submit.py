@@ -66,7 +66,7 @@ def case_body(fields: dict[str, str], category_id: int, region_id: int, fmt: str
     except ValidationError as exc:
         first = exc.errors()[0]
         where = {
-            "title": "attribute[title]",
+            "title": "attribute[title]" if fields.get("attribute[title]") else "description",
             "content": "description",
             "contact_phone": "phone",
             "latitude": "lat",
