@@ -76,6 +76,9 @@ def make_settings(**overrides: Any) -> Settings:
         "db_pool_size": 20,
         # Tests drive delivery themselves (tests/notify); no worker in the background.
         "run_worker_in_process": False,
+        # Webhook receivers in the tests are plain-HTTP servers on 127.0.0.1.
+        "webhook_allow_http": True,
+        "webhook_allow_private_targets": True,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
