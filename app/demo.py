@@ -196,15 +196,39 @@ async def seed_demo_district(db: Database) -> str:
         await session.flush()
         assert staff.id is not None
         await _seed_participation(session, regions, stations, deputies, staff.id)
-        session.add(
-            User(
-                role=Role.admin,
-                username=ADMIN_USERNAME,
-                nickname="系统管理员",
-                password_hash=await hash_password(ADMIN_PASSWORD),
-            )
+        admin = User(
+            role=Role.admin,
+            username=ADMIN_USERNAME,
+            nickname="系统管理员",
+            password_hash=await hash_password(ADMIN_PASSWORD),
         )
+        session.add(admin)
+        await session.flush()
+        await _seed_demo_integrator(session, admin.id)
     return _credentials("demo district seeded")
+
+
+DEMO_INTEGRATOR = "示范区12345市民服务热线"
+
+
+async def _seed_demo_integrator(session: AsyncSession, admin_id: int | None) -> None:
+    """One integrator (the district's 12345 hotline) without a key: keys are shown only when
+    issued, so the admin issues one (POST /api/v1/integrators/{id}/keys) to try the API."""
+    from app.integrations.models import Integrator
+
+    account = User(role=Role.staff, nickname=DEMO_INTEGRATOR, is_active=True)
+    session.add(account)
+    await session.flush()
+    account.username = f"integrator-{account.id}"
+    session.add(
+        Integrator(
+            name=DEMO_INTEGRATOR,
+            contact_name="热线值班室",
+            contact_phone="12345",
+            user_id=account.id,
+            created_by_id=admin_id,
+        )
+    )
 
 
 async def _seed_participation(
@@ -362,7 +386,9 @@ def _credentials(headline: str) -> str:
         f"{len(DEPUTIES)} deputies\n"
         f"  staff login: {STAFF_USERNAME} / {STAFF_PASSWORD}\n"
         f"  admin login: {ADMIN_USERNAME} / {ADMIN_PASSWORD}\n"
-        '  residents: POST /api/v1/auth/dev-login {"openid": "any-id"} (development mode)'
+        '  residents: POST /api/v1/auth/dev-login {"openid": "any-id"} (development mode)\n'
+        f"  integrator: {DEMO_INTEGRATOR} (issue it a key as admin: "
+        "POST /api/v1/integrators/{id}/keys)"
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.core.clock import clock
 from app.core.db import Database
+from app.cases.models import CaseEvent
 from app.integrations.models import ApiKey
 from tests.cases.conftest import World, submit
 from tests.integrations.conftest import Key, issue, make_integrator
@@ -246,3 +247,39 @@ async def test_every_key_call_is_in_the_audit_log(
         "/audit-log", params={"since": "2026-11-01T00:00:00"}, headers=world.admin.headers
     )
     assert bad.status_code == 422
+
+
+async def test_a_key_submits_a_case_attributed_to_it(
+    client: httpx.AsyncClient, world: World, hotline: int, db: Database
+) -> None:
+    key = await issue(client, world, hotline, ["cases:submit", "cases:read"])
+    body = {
+        "title": "井盖松动",
+        "content": "网格员巡查发现翠苑路井盖松动，车辆经过响声很大。",
+        "category_id": world.cat(),
+        "region_id": world.d.community_a.id,
+    }
+    created = await client.post(
+        "/cases", json=body, headers={**key.headers, "Idempotency-Key": "grid-20261120-0001"}
+    )
+    assert created.status_code == 201, created.text
+    case = created.json()
+    assert case["channel"] == "api" and case["status"] == "registered"
+    assert case["timeline"][0]["actor_role"] == "integrator"
+    again = await client.post(
+        "/cases", json=body, headers={**key.headers, "Idempotency-Key": "grid-20261120-0001"}
+    )
+    assert again.status_code == 201 and again.json()["id"] == case["id"]
+    claimed = await client.post(
+        "/cases", json={**body, "channel": "phone"}, headers=key.headers
+    )
+    assert claimed.status_code == 422 and claimed.json()["code"] == "invalid_channel"
+    async with db.transaction(write=False) as session:
+        events = (
+            await session.execute(select(CaseEvent).where(CaseEvent.case_id == case["id"]))
+        ).scalars().all()
+    assert [e.api_key_id for e in events] == [key.id]
+    log = await client.get(
+        "/audit-log", params={"api_key_id": key.id, "outcome": "ok"}, headers=world.admin.headers
+    )
+    assert log.json()["total"] == 3
