@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app.cases.models import CaseEvent
 from app.core.clock import clock
 from app.core.db import Database
-from app.cases.models import CaseEvent
 from app.integrations.models import ApiKey
 from tests.cases.conftest import World, submit
 from tests.integrations.conftest import Key, issue, make_integrator
@@ -270,14 +270,14 @@ async def test_a_key_submits_a_case_attributed_to_it(
         "/cases", json=body, headers={**key.headers, "Idempotency-Key": "grid-20261120-0001"}
     )
     assert again.status_code == 201 and again.json()["id"] == case["id"]
-    claimed = await client.post(
-        "/cases", json={**body, "channel": "phone"}, headers=key.headers
-    )
+    claimed = await client.post("/cases", json={**body, "channel": "phone"}, headers=key.headers)
     assert claimed.status_code == 422 and claimed.json()["code"] == "invalid_channel"
     async with db.transaction(write=False) as session:
         events = (
-            await session.execute(select(CaseEvent).where(CaseEvent.case_id == case["id"]))
-        ).scalars().all()
+            (await session.execute(select(CaseEvent).where(CaseEvent.case_id == case["id"])))
+            .scalars()
+            .all()
+        )
     assert [e.api_key_id for e in events] == [key.id]
     log = await client.get(
         "/audit-log", params={"api_key_id": key.id, "outcome": "ok"}, headers=world.admin.headers
