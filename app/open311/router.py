@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.deps import SettingsDep
 from app.core.errors import AppError
@@ -107,6 +108,27 @@ async def _key_path(session: SessionDep, principal: Principal | None) -> str | N
     return (  # type: ignore[no-any-return]
         await session.execute(select(Region.path).where(Region.id == principal.region_id))
     ).scalar_one_or_none() or "/-none-/"
+
+
+async def _reader(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    api_key: str | None,
+    jurisdiction_id: str | None,
+    fmt: str,
+    *,
+    required: bool,
+) -> tuple[Principal | None, str | None]:
+    """Who reads (a `cases:read` key, or anyone) and the region subtree they may read: the
+    jurisdiction's and the key's, narrowed to both."""
+    principal = await _key(request, api_key, KeyScope.cases_read, fmt, required=required)
+    path = service.narrower(
+        await service.jurisdiction_path(session, settings, jurisdiction_id, fmt),
+        await _key_path(session, principal),
+        fmt,
+    )
+    return principal, path
 
 
 def _page(page: str | None, page_size: str | None, fmt: str) -> tuple[int, int]:
@@ -301,11 +323,8 @@ async def list_requests(
     90 days unless `start_date`/`end_date` say otherwise (never more than 90 days). Paged
     with `page` and `page_size`; the `X-Total-Count` header carries the total."""
     fmt = _fmt(fmt)
-    principal = await _key(request, api_key, KeyScope.cases_read, fmt, required=False)
-    path = service.narrower(
-        await service.jurisdiction_path(session, settings, jurisdiction_id, fmt),
-        await _key_path(session, principal),
-        fmt,
+    principal, path = await _reader(
+        request, session, settings, api_key, jurisdiction_id, fmt, required=False
     )
     limit, offset = _page(page, page_size, fmt)
     statuses = None
@@ -367,11 +386,8 @@ async def get_request(
 ) -> Response:
     """One service request (an array of one, as the specification answers)."""
     fmt = _fmt(fmt)
-    principal = await _key(request, api_key, KeyScope.cases_read, fmt, required=False)
-    path = service.narrower(
-        await service.jurisdiction_path(session, settings, jurisdiction_id, fmt),
-        await _key_path(session, principal),
-        fmt,
+    principal, path = await _reader(
+        request, session, settings, api_key, jurisdiction_id, fmt, required=False
     )
     ids = _ids(service_request_id, fmt)
     if len(ids) != 1:
@@ -461,11 +477,8 @@ async def request_updates(
     requests, oldest first, in the same 90-day window. `status` is open/closed and
     `external_status_code` our detailed status. Needs a key with `cases:read`."""
     fmt = _fmt(fmt)
-    principal = await _key(request, api_key, KeyScope.cases_read, fmt, required=True)
-    path = service.narrower(
-        await service.jurisdiction_path(session, settings, jurisdiction_id, fmt),
-        await _key_path(session, principal),
-        fmt,
+    _principal, path = await _reader(
+        request, session, settings, api_key, jurisdiction_id, fmt, required=True
     )
     limit, offset = _page(page, page_size, fmt)
     start = service.parse_datetime(start_date, "start_date", fmt) if start_date else None

@@ -95,6 +95,7 @@ def test_domain_sweeps_are_registered() -> None:
         "attachments.purge_unlinked",
         "cases.purge_submission_keys",
         "identity.purge_refresh_tokens",
+        "integrations.purge_key_windows",
     }
     assert all(s.interval_seconds > 0 for s in SWEEPS)
 
