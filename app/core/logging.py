@@ -200,19 +200,26 @@ class RequestContextMiddleware:
             client = scope.get("client")
             # Resolved behind trusted proxies (app.core.proxy); masked to its network.
             network = mask_ip(client[0] if client else None)
+            extra: dict[str, Any] = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status_holder["status"],
+                "duration_ms": duration_ms,
+                "client": network,
+            }
+            # An integrator's key is named by its public prefix, never the key itself.
+            state = scope.get("state")
+            key_prefix = state.get("api_key_prefix") if isinstance(state, dict) else None
+            if key_prefix:
+                extra["api_key"] = key_prefix
             access_logger.info(
-                "%s %s %s %.1fms client=%s",
+                "%s %s %s %.1fms client=%s%s",
                 scope["method"],
                 scope["path"],
                 status_holder["status"],
                 duration_ms,
                 network,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status_holder["status"],
-                    "duration_ms": duration_ms,
-                    "client": network,
-                },
+                f" key={key_prefix}" if key_prefix else "",
+                extra=extra,
             )
             request_id_var.reset(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from datetime import datetime
 
 import httpx
@@ -283,3 +284,14 @@ async def test_a_key_submits_a_case_attributed_to_it(
         "/audit-log", params={"api_key_id": key.id, "outcome": "ok"}, headers=world.admin.headers
     )
     assert log.json()["total"] == 3
+
+
+async def test_access_log_names_the_key_by_its_prefix_only(
+    client: httpx.AsyncClient, reader: Key, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        assert (await client.get("/cases", headers=reader.headers)).status_code == 200
+    [line] = [r for r in caplog.records if r.name == "app.access"]
+    assert getattr(line, "api_key", None) == reader.prefix
+    assert f"key={reader.prefix}" in line.getMessage()
+    assert reader.key not in caplog.text
