@@ -388,3 +388,29 @@ async def test_a_hanging_receiver_does_not_hold_up_wechat_messages(
         await asyncio.wait_for(task, timeout=40)
         await worker.close()
         await gateway.close()
+
+
+async def test_wish_events_reach_the_endpoints_that_want_them(
+    client: httpx.AsyncClient,
+    world: World,
+    hotline: int,
+    receiver: Receiver,
+    db: Database,
+    factory: Any,
+    deliverers: list[WebhookDeliverer],
+) -> None:
+    from tests.wishes.conftest import make_wish
+
+    wishes = await register(client, world, hotline, f"{receiver.url}/wishes", ["wish.*"])
+    cases_only = await register(client, world, hotline, f"{receiver.url}/cases", ["case.created"])
+    wish = await make_wish(factory, world.resident, world.station_a)
+    claimed = await client.post(f"/wishes/{wish.id}/claim", headers=world.deputy.headers)
+    assert claimed.status_code == 200, claimed.text
+    await make_deliverer(db, deliverers).drain()
+    [got] = receiver.hits("/wishes")
+    event = json.loads(got.body)
+    assert event["type"] == "wish.claimed" and event["data"]["wish_id"] == wish.id
+    # No beneficiary data in the payload.
+    assert "13812345678" not in got.body.decode() and "王小明" not in got.body.decode()
+    assert receiver.hits("/cases") == [] and await deliveries(client, world, cases_only["id"]) == []
+    assert len(await deliveries(client, world, wishes["id"])) == 1
