@@ -5,7 +5,7 @@ checked against the specification's field lists in JSON and XML."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ from georeport import GeoReport
 from sqlalchemy import select
 
 from app.cases.models import Case, CaseEvent
-from app.core.clock import utcnow
+from app.core.clock import clock, utcnow
 from app.core.db import Database
 from tests.cases.conftest import World, act, submit
 from tests.integrations.conftest import Key, issue
@@ -328,3 +328,21 @@ async def test_service_request_updates_follow_progress(
                 assert all(u["service_request_id"] == str(case_id) for u in answer.json())
             else:
                 spec.check_xml(answer.content, "service_request_updates")
+
+
+async def test_the_keys_rate_limit_answers_429_in_the_spec_format(
+    live: LiveServer, world: World, client: httpx.AsyncClient, hotline: int
+) -> None:
+    key = await issue(client, world, hotline, ["cases:submit"], rate_limit_per_minute=1)
+    clock.freeze(datetime.fromisoformat("2026-11-20T10:00:10+08:00"))
+    try:
+        first = await _post(live, _form(world, key))
+        assert first.status_code == 200, first.text
+        second = await _post(live, _form(world, key), "xml")
+        assert second.status_code == 429
+        assert int(second.headers["Retry-After"]) == 50
+        root = spec.check_xml(second.content, "errors")
+        assert root[0].findtext("code") == "429"
+    finally:
+        clock.reset()
+    assert (await client.get("/cases", headers=world.admin.headers)).json()["total"] == 1
