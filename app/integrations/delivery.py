@@ -34,6 +34,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
+from app.core.security import Role
+from app.identity.models import User
 from app.integrations import signing
 from app.integrations.errors import WebhookUrlRejected
 from app.integrations.models import (
@@ -45,6 +47,7 @@ from app.integrations.models import (
     WebhookStatus,
 )
 from app.integrations.webhooks import check_url_form, resolve_public
+from app.notify import service as notify_service
 from app.notify.delivery import backoff_seconds, new_worker_id
 
 logger = logging.getLogger("app.integrations.delivery")
@@ -392,10 +395,6 @@ async def pause_endpoint(
 ) -> None:
     """Pause a failing endpoint (conditional: only once), hold what waits for it, and tell
     the admin who registered its integrator (every admin when that account is gone)."""
-    from app.core.security import Role
-    from app.identity.models import User
-    from app.notify import service as notify_service
-
     paused = await session.execute(
         update(W)
         .where(W.c.id == webhook_id, W.c.status == WebhookStatus.active.value)

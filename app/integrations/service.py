@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
@@ -78,13 +78,13 @@ async def integrator_or_404(session: AsyncSession, integrator_id: int) -> Integr
 async def update_integrator(
     session: AsyncSession, integrator: Integrator, body: IntegratorUpdate, admin: Principal
 ) -> Integrator:
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("name") is None:
-        changes.pop("name", None)
-    if changes.get("allowed_ips") is None:
-        changes.pop("allowed_ips", None)
-    if changes.get("is_active") is None:
-        changes.pop("is_active", None)
+    # Contacts may be cleared with null; name, IP ranges and the switch only set.
+    clearable = {"contact_name", "contact_phone", "contact_email"}
+    changes = {
+        k: v
+        for k, v in body.model_dump(exclude_unset=True).items()
+        if v is not None or k in clearable
+    }
     if "name" in changes:
         changes["name"] = changes["name"].strip()
         taken = (
@@ -368,8 +368,6 @@ async def check_call(
 
 
 async def purge_key_windows(session: AsyncSession, now: datetime) -> int:
-    from sqlalchemy import delete
-
     result = await session.execute(
         delete(ApiKeyWindow).where(col(ApiKeyWindow.window_start) < now - timedelta(hours=1))
     )

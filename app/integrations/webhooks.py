@@ -7,6 +7,7 @@ together or not at all. The worker delivers them (app.integrations.delivery).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import secrets
 import socket
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,8 +100,6 @@ async def resolve_public(host: str, port: int, settings: Settings) -> None:
     with one public and one internal address is refused."""
     if settings.webhook_allow_private_targets:
         return
-    import asyncio
-
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -210,8 +209,6 @@ async def update_webhook(
 
 
 async def delete_webhook(session: AsyncSession, principal: Principal, webhook: Webhook) -> None:
-    from sqlalchemy import delete
-
     deliveries = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook.id)
     await session.execute(
         delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries))
