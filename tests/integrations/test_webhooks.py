@@ -21,7 +21,7 @@ from app.notify.templates import CASE_PROGRESS
 from app.notify.worker import Worker
 from app.wechat.fake_server import FakeWeChat
 from app.wechat.gateway import WeChatGateway
-from tests.cases.conftest import World, act, submit
+from tests.cases.conftest import World, act, retoken, submit
 from tests.conftest import make_settings
 from tests.integrations.conftest import issue
 from tests.integrations.receiver import Receiver, Script
@@ -414,3 +414,67 @@ async def test_wish_events_reach_the_endpoints_that_want_them(
     assert "13812345678" not in got.body.decode() and "王小明" not in got.body.decode()
     assert receiver.hits("/cases") == [] and await deliveries(client, world, cases_only["id"]) == []
     assert len(await deliveries(client, world, wishes["id"])) == 1
+
+
+async def test_a_crashed_workers_deliveries_are_taken_over_after_the_lease(
+    client: httpx.AsyncClient,
+    world: World,
+    hotline: int,
+    receiver: Receiver,
+    db: Database,
+    deliverers: list[WebhookDeliverer],
+) -> None:
+    hook = await register(client, world, hotline, f"{receiver.url}/h", ["case.created"])
+    await submit(client, world.resident, world)
+    crashed = make_deliverer(db, deliverers, webhook_lease_seconds=60)
+    assert len(await crashed.claim()) == 1  # claimed, then the worker dies before sending
+    other = make_deliverer(db, deliverers, webhook_lease_seconds=60)
+    assert await other.drain() == 0  # still leased
+    clock.advance(timedelta(seconds=61))
+    assert await other.drain() == 1
+    [row] = await deliveries(client, world, hook["id"])
+    assert row["status"] == "delivered" and len(receiver.hits("/h")) == 1
+
+
+async def test_failures_within_the_pause_window_do_not_pause(
+    client: httpx.AsyncClient,
+    world: World,
+    factory: Any,
+    hotline: int,
+    receiver: Receiver,
+    db: Database,
+    deliverers: list[WebhookDeliverer],
+) -> None:
+    await register(client, world, hotline, f"{receiver.url}/down", ["case.created"])
+    receiver.script = Script(default=500)
+    await submit(client, world.resident, world)
+    await make_deliverer(
+        db,
+        deliverers,
+        webhook_backoff_base_seconds=0.0,
+        webhook_max_attempts=6,
+        webhook_pause_after_failures=3,
+        webhook_pause_after_hours=1.0,
+    ).drain()
+    [state] = (await client.get("/webhooks", headers=world.admin.headers)).json()
+    # Six failures in a row, but all within the hour: still active.
+    assert state["status"] == "active" and state["consecutive_failures"] == 6
+    rows = await deliveries(client, world, state["id"])
+    assert [r["status"] for r in rows] == ["failed"], rows
+    row = rows[0]
+    retried = await client.post(
+        f"/webhooks/{state['id']}/deliveries/{row['id']}/retry", headers=world.admin.headers
+    )
+    assert retried.status_code == 200
+    clock.advance(timedelta(minutes=61))
+    retoken(factory, world)
+    await make_deliverer(
+        db,
+        deliverers,
+        webhook_backoff_base_seconds=0.0,
+        webhook_max_attempts=6,
+        webhook_pause_after_failures=3,
+        webhook_pause_after_hours=1.0,
+    ).drain()
+    [state] = (await client.get("/webhooks", headers=world.admin.headers)).json()
+    assert state["status"] == "paused"
