@@ -295,3 +295,20 @@ async def test_access_log_names_the_key_by_its_prefix_only(
     assert getattr(line, "api_key", None) == reader.prefix
     assert f"key={reader.prefix}" in line.getMessage()
     assert reader.key not in caplog.text
+
+
+async def test_a_reading_key_opens_the_photos_of_cases_in_its_region_only(
+    client: httpx.AsyncClient, world: World, reader: Key
+) -> None:
+    from tests.attachments.images import upload_id
+
+    photo_a = await upload_id(client, world.resident)
+    photo_b = await upload_id(client, world.resident2)
+    await submit(client, world.resident, world, attachment_ids=[photo_a])
+    await submit(
+        client, world.resident2, world, station_id=world.station_b.id, attachment_ids=[photo_b]
+    )
+    inside = await client.get(f"/attachments/{photo_a}", headers=reader.headers)
+    assert inside.status_code in (200, 307), inside.text
+    outside = await client.get(f"/attachments/{photo_b}", headers=reader.headers)
+    assert outside.status_code in (403, 404)
