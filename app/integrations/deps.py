@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from app.core.db import Database, SessionDep
-from app.core.deps import CurrentPrincipal
+from app.core.deps import AdminPrincipal, CurrentPrincipal
 from app.core.errors import Forbidden
 from app.core.security import Principal, Role
 from app.core.types import MAX_ID
@@ -90,8 +90,11 @@ AdminOrKey = Annotated[Principal, Depends(_admin_or_key)]
 
 
 async def _integrator_or_404(
-    session: SessionDep, integrator_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    session: SessionDep,
+    _admin: AdminPrincipal,
+    integrator_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Integrator:
+    """Admins only: who asks is settled before what is looked up."""
     return await service.integrator_or_404(session, integrator_id)
 
 

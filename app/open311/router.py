@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -493,40 +493,13 @@ async def request_updates(
 # Submitting ---------------------------------------------------------------------------------
 
 
+def _form_field(description: str, *, alias: str | None = None, max_length: int = 1000) -> Any:
+    return Form(alias=alias, max_length=max_length, description=description)
+
+
 @router.post(
     "/requests.{fmt}",
     response_class=Response,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["api_key", "service_code", "attribute[region]"],
-                        "properties": {
-                            "api_key": {"type": "string"},
-                            "jurisdiction_id": {"type": "string"},
-                            "service_code": {"type": "string", "example": "infrastructure"},
-                            "lat": {"type": "number", "example": 30.2802},
-                            "long": {"type": "number", "example": 120.132},
-                            "address_string": {"type": "string", "example": "翠苑一区东门"},
-                            "attribute[region]": {"type": "string", "example": "3"},
-                            "attribute[title]": {"type": "string", "example": "路灯不亮"},
-                            "description": {"type": "string", "maxLength": 4000},
-                            "first_name": {"type": "string"},
-                            "last_name": {"type": "string"},
-                            "phone": {"type": "string"},
-                            "email": {"type": "string"},
-                            "device_id": {"type": "string"},
-                            "account_id": {"type": "string"},
-                            "media_url": {"type": "string"},
-                        },
-                    }
-                }
-            },
-        }
-    },
     responses=_docs(
         [
             {
@@ -546,7 +519,31 @@ async def request_updates(
     ),
 )
 async def create_request(
-    request: Request, session: SessionDep, settings: SettingsDep, fmt: str = FMT_PATH
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    fmt: str = FMT_PATH,
+    api_key: Annotated[str | None, _form_field("The integrator's key (cases:submit)")] = None,
+    jurisdiction_id: Annotated[str | None, _form_field("e.g. xuhui.sh.gov.cn")] = None,
+    service_code: Annotated[str | None, _form_field("From services, e.g. municipal")] = None,
+    lat: Annotated[str | None, _form_field("WGS84 latitude, e.g. 30.2802")] = None,
+    long: Annotated[str | None, _form_field("WGS84 longitude, e.g. 120.132")] = None,
+    address_string: Annotated[str | None, _form_field("e.g. 翠苑一区东门")] = None,
+    address_id: Annotated[str | None, _form_field("Not used here")] = None,
+    region: Annotated[
+        str | None, _form_field("Where: a key of the region attribute", alias="attribute[region]")
+    ] = None,
+    title: Annotated[str | None, _form_field("Optional title", alias="attribute[title]")] = None,
+    description: Annotated[
+        str | None, _form_field("The report, at most 4000 characters", max_length=20_000)
+    ] = None,
+    first_name: Annotated[str | None, _form_field("Kept for staff, never published")] = None,
+    last_name: Annotated[str | None, _form_field("Kept for staff, never published")] = None,
+    phone: Annotated[str | None, _form_field("Kept for staff, never published")] = None,
+    email: Annotated[str | None, _form_field("Not stored")] = None,
+    device_id: Annotated[str | None, _form_field("Not stored")] = None,
+    account_id: Annotated[str | None, _form_field("Not stored")] = None,
+    media_url: Annotated[str | None, _form_field("An https link, kept for staff")] = None,
 ) -> Response:
     """Submit a service request (form-encoded, with `api_key`, as the specification says).
     It becomes a case of channel `open311`: routed, deadlined, on the dashboard, in the
@@ -555,11 +552,23 @@ async def create_request(
     from app.open311 import submit
 
     fmt = _fmt(fmt)
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    principal = await _key(
-        request, fields.get("api_key"), KeyScope.cases_submit, fmt, required=True
-    )
+    given = {
+        "jurisdiction_id": jurisdiction_id,
+        "service_code": service_code,
+        "lat": lat,
+        "long": long,
+        "address_string": address_string,
+        "address_id": address_id,
+        "attribute[region]": region,
+        "attribute[title]": title,
+        "description": description,
+        "first_name": first_name,
+        "last_name": last_name,
+        "phone": phone,
+        "media_url": media_url,
+    }
+    fields = {k: v for k, v in given.items() if v is not None}
+    principal = await _key(request, api_key, KeyScope.cases_submit, fmt, required=True)
     assert principal is not None
     answer = await submit.submit_request(
         session,

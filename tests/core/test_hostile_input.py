@@ -153,13 +153,28 @@ def _body_cases(operation: Operation) -> Iterator[tuple[str, dict[str, Any], str
 async def existing_ids(factory: Factory) -> dict[str, str]:
     """Ids of real rows, for the other path ids of an operation whose one id is under test
     (so that a lookup of the other does not answer 404 first)."""
+    from app.identity.models import User
+    from app.integrations.models import Integrator, Webhook
+
     district = await factory.district()
     deputy = await factory.deputy()
     station = await factory.station(district.community_a)
+    account = await factory.add(User(role=Role.staff, username="integrator-hostile"))
+    integrator = await factory.add(Integrator(name="接入系统", user_id=account.id))
+    webhook = await factory.add(
+        Webhook(
+            integrator_id=integrator.id,
+            url="https://example.com/hook",
+            events=["case.created"],
+            secret="whsec_hostile",
+        )
+    )
     return {
         "deputy_id": str(deputy.id),
         "region_id": str(district.district.id),
         "station_id": str(station.id),
+        "integrator_id": str(integrator.id),
+        "webhook_id": str(webhook.id),
     }
 
 
