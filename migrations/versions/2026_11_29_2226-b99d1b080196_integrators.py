@@ -2,7 +2,7 @@
 the key a case step was made with.
 
 Revision ID: b99d1b080196
-Revises: 12f0518644a9
+Revises: fae9e05e1a26
 Create Date: 2026-11-29 22:26:20.865045
 """
 
@@ -14,7 +14,7 @@ import app.core.db
 from alembic import op
 
 revision: str = 'b99d1b080196'
-down_revision: str | None = '12f0518644a9'
+down_revision: str | None = 'fae9e05e1a26'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
