@@ -37,16 +37,18 @@ READ_BUDGET = 2
 # and on PostgreSQL: a ceiling that only ever comes down (a regression above it fails), until
 # each reaches its budget. SQLite sends one statement more per batch of notifications: it
 # has no data-modifying CTE to write the outbox rows and their inbox copies at once.
+# Every write that integrators hear of also sends one look-up of the webhook endpoints
+# (app.integrations.webhooks.publish), once per step whatever the number of its events.
 CEILINGS: dict[str, tuple[int, int]] = {
-    "claim": (8, 7),
-    "release": (6, 5),
-    "fulfil": (9, 8),
-    "confirm": (7, 6),
-    "case submission": (8, 7),
-    "assign": (12, 10),
-    "reply": (5, WRITE_BUDGET),
-    "rate": (5, WRITE_BUDGET),
-    "resolve": (5, WRITE_BUDGET),
+    "claim": (9, 8),
+    "release": (7, 6),
+    "fulfil": (10, 9),
+    "confirm": (8, 7),
+    "case submission": (9, 8),
+    "assign": (13, 11),
+    "reply": (6, 5),
+    "rate": (6, 5),
+    "resolve": (6, 5),
 }
 # Submission reads the caller's openid and idempotency key in a transaction of its own, closed
 # before WeChat's content check, then writes in a second one.

@@ -92,10 +92,9 @@ async def _publish(session: AsyncSession, case: Case, action: str, event: CaseEv
         "lead_unit_id": case.lead_unit_id,
         "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
     }
-    for name in names:
-        await webhooks.publish(
-            session, name, data, region_id=case.region_id, occurred_at=event.created_at
-        )
+    await webhooks.publish(
+        session, names, data, region_id=case.region_id, occurred_at=event.created_at
+    )
 
 
 async def transition(

@@ -285,20 +285,22 @@ def new_event_id() -> str:
 
 async def publish(
     session: AsyncSession,
-    event: str,
+    events: str | list[str],
     data: dict[str, Any],
     *,
     region_id: int | None = None,
     occurred_at: datetime | None = None,
 ) -> int:
-    """Queue `event` for every endpoint that wants it (and whose region holds `region_id`).
-    Paused endpoints get it `held`. Answers the number of rows written."""
+    """Queue each of `events` (the events of one step) for every endpoint that wants it
+    (and whose region holds `region_id`). Paused endpoints get it `held`. One look-up of the
+    endpoints serves all the step's events. Answers the number of rows written."""
+    names = [events] if isinstance(events, str) else events
     webhooks = list(
         (
             await session.execute(select(Webhook).join(Integrator).where(col(Integrator.is_active)))
         ).scalars()
     )
-    targets = [w for w in webhooks if wants(w.events, event)]
+    targets = [w for w in webhooks if any(wants(w.events, name) for name in names)]
     if not targets:
         return 0
     region_paths: dict[int, str] = {}
@@ -311,31 +313,34 @@ async def publish(
         region_paths = {r.id: r.path for r in rows}
         region_path = region_paths.get(region_id)
     now = occurred_at or utcnow()
-    event_id = new_event_id()
-    payload = {"id": event_id, "type": event, "created_at": now.isoformat(), "data": data}
     written = 0
-    for webhook in targets:
-        if webhook.region_id is not None:
-            path = region_paths.get(webhook.region_id)
-            if region_path is None or path is None or not region_path.startswith(path):
+    for event in names:
+        event_id = new_event_id()
+        payload = {"id": event_id, "type": event, "created_at": now.isoformat(), "data": data}
+        for webhook in targets:
+            if not wants(webhook.events, event):
                 continue
-        assert webhook.id is not None
-        session.add(
-            WebhookDelivery(
-                webhook_id=webhook.id,
-                event_id=event_id,
-                event=event,
-                payload=payload,
-                status=(
-                    DeliveryStatus.held
-                    if webhook.status is WebhookStatus.paused
-                    else DeliveryStatus.pending
-                ),
-                next_attempt_at=now,
-                created_at=now,
+            if webhook.region_id is not None:
+                path = region_paths.get(webhook.region_id)
+                if region_path is None or path is None or not region_path.startswith(path):
+                    continue
+            assert webhook.id is not None
+            session.add(
+                WebhookDelivery(
+                    webhook_id=webhook.id,
+                    event_id=event_id,
+                    event=event,
+                    payload=payload,
+                    status=(
+                        DeliveryStatus.held
+                        if webhook.status is WebhookStatus.paused
+                        else DeliveryStatus.pending
+                    ),
+                    next_attempt_at=now,
+                    created_at=now,
+                )
             )
-        )
-        written += 1
+            written += 1
     if written:
         await session.flush()
     return written
