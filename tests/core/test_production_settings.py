@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import ConfigError, jwt_secret_bits, jwt_secret_weakness
+from app.core.config import ConfigError, Settings, jwt_secret_bits, jwt_secret_weakness
 from app.main import create_app
 from app.notify.templates import DEFAULT_TEMPLATES
 from app.startup import refuse_unsafe_production
@@ -188,3 +188,43 @@ def test_the_check_command(tmp_path: Path) -> None:
     accepted = check(NOTIFY_TEMPLATES=json.dumps(production_settings().notify_templates))
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.strip() == "settings can run the service (production)"
+
+
+def readme_env_block() -> dict[str, str]:
+    """The `.env` the README's production section tells an operator to write."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("cat > .env <<'EOF'\n", 1)[1].split("\n   EOF", 1)[0]
+    values = {}
+    for line in block.splitlines():
+        name, _, value = line.strip().partition("=")
+        values[name] = value
+    return values
+
+
+def filled_in(name: str, value: str) -> str:
+    """The README's placeholders (`…`, `<…>`) replaced as an operator would."""
+    if name == "JWT_SECRET":
+        return secrets.token_urlsafe(48)
+    if name == "TRUSTED_PROXIES":
+        return "10.0.0.0/8"
+    if name == "NOTIFY_TEMPLATES":
+        templates = json.loads(value)
+        for spec in templates.values():
+            spec["template_id"] = secrets.token_urlsafe(32)[:43]
+        return json.dumps(templates)
+    return value.replace("…", secrets.token_hex(8))
+
+
+def test_the_readme_production_env_passes_the_check_once_filled_in(tmp_path: Path) -> None:
+    raw = readme_env_block()
+    assert raw["APP_ENV"] == "production"
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "".join(f"{name}={filled_in(name, value)}\n" for name, value in raw.items()),
+        encoding="utf-8",
+    )
+    refuse_unsafe_production(Settings(_env_file=env_file))  # type: ignore[call-arg]
+    # Left as written, the placeholders are refused.
+    env_file.write_text("".join(f"{n}={v}\n" for n, v in raw.items()), encoding="utf-8")
+    with pytest.raises(ConfigError):
+        refuse_unsafe_production(Settings(_env_file=env_file))  # type: ignore[call-arg]
