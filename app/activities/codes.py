@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.activities.models import Activity, ActivityQrMode
 from app.core.config import Settings
+from app.core.security import secrets_match
 from app.core.types import MAX_ID
 from app.presence.scene import (
     MAX_SCENE_LENGTH,
@@ -129,4 +130,4 @@ def verify_scene(
         if activity.qr_mode != ActivityQrMode.printed or scene.counter != activity.qr_version:
             return False
         expected = _sign(settings, f"a:{activity.id}:{activity.qr_version}")
-    return hmac.compare_digest(expected, scene.signature)
+    return secrets_match(expected, scene.signature)

@@ -131,7 +131,7 @@ def one_sentence(result: subprocess.CompletedProcess[str]) -> str:
         ["worker", "--once"],
     ],
 )
-def test_a_database_that_refuses_connections_isone_sentence(
+def test_a_database_that_refuses_connections_is_one_sentence(
     command: list[str], tmp_path: Path, unused_tcp_port: int
 ) -> None:
     url = f"postgresql://app:secret@127.0.0.1:{unused_tcp_port}/app"
@@ -206,7 +206,7 @@ def test_the_container_checks_and_migrates_before_serving() -> None:
         ("postgres://app:secret@127.0.0.1:{port}/app", "cannot use the PostgreSQL database app"),
     ],
 )
-def test_alembic_itself_answers_inone_sentence(
+def test_alembic_itself_answers_in_one_sentence(
     database_url: str, expected: str, tmp_path: Path, unused_tcp_port: int
 ) -> None:
     result = subprocess.run(  # noqa: S603
