@@ -79,6 +79,10 @@ async def test_every_command_on_a_freshly_migrated_empty_database(
     assert migrated.returncode == 0, migrated.stderr
     assert "latest migration" in migrated.stdout
 
+    idle = run_cli("worker", "--once", database_url=url, cwd=tmp_path)  # nothing to do yet
+    assert idle.returncode == 0, idle.stderr
+    assert idle.stdout.strip() == "worker stopped"
+
     created = run_cli(
         "create-admin", "root", "--password", "first-pass-1", database_url=url, cwd=tmp_path
     )
@@ -152,7 +156,7 @@ def test_a_database_that_refuses_connections_is_one_sentence(
         ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
     ],
 )
-def test_unusable_settings_areone_sentence(
+def test_unusable_settings_are_one_sentence(
     env: dict[str, str], expected: str, tmp_path: Path
 ) -> None:
     values = {
