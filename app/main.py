@@ -29,6 +29,7 @@ from app.core.proxy import ProxyHeadersMiddleware
 from app.core.text_guard import refuse_nul_characters
 from app.dashboard.router import router as dashboard_router
 from app.groups.router import router as groups_router
+from app.hotspots.router import router as hotspots_router
 from app.identity.deputy_router import router as deputy_router
 from app.identity.router import hide_development_endpoints
 from app.identity.router import router as identity_router
@@ -71,6 +72,7 @@ TAGS = [
     {"name": "consultations", "description": "Legislative consultations (立法意见征集)"},
     {"name": "integrators", "description": "API keys, webhooks, the audit log (接入系统)"},
     {"name": "open311", "description": "Open311 GeoReport v2 (XML and JSON)"},
+    {"name": "hotspots", "description": "Hotspots (热点): cases about one problem, grouped"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -142,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reports_router,
         consultations_router,
         integrations_router,
+        hotspots_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(open311_router, prefix="/open311/v2")

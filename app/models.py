@@ -20,6 +20,13 @@ from app.cases.models import (  # noqa: F401
 from app.consultations.models import Consultation, ConsultationComment  # noqa: F401
 from app.dashboard.models import ManualAct  # noqa: F401
 from app.groups.models import DeputyGroup, DeputyGroupMember  # noqa: F401
+from app.hotspots.models import (  # noqa: F401
+    Hotspot,
+    HotspotCase,
+    HotspotExclusion,
+    HotspotSignature,
+    HotspotTerm,
+)
 from app.identity.models import (  # noqa: F401
     Deputy,
     DeputyBindingCode,

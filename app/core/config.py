@@ -217,6 +217,21 @@ class Settings(BaseSettings):
     # ago, is paused and the integrator's admin gets an inbox message.
     webhook_pause_after_failures: int = Field(default=20, ge=1, le=10_000)
     webhook_pause_after_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)
+    # Hotspots (热点): grouping cases about one problem, in the worker.
+    # A report joins a hotspot when it scores this much with one of its reports (0–1).
+    hotspot_threshold: float = Field(default=0.47, gt=0.0, le=1.0)
+    # Two hotspots a report bridges are merged when their centres agree this much.
+    hotspot_merge_threshold: float = Field(default=0.36, gt=0.0, le=1.0)
+    # Only reports this recent are compared (days).
+    hotspot_window_days: int = Field(default=90, ge=1, le=3650)
+    # Cases the worker groups per run (it runs every few seconds).
+    hotspot_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Lists show hotspots of at least this many cases unless asked otherwise.
+    hotspot_min_cases: int = Field(default=2, ge=1, le=1000)
+
+    # Deputies' suggestions (代表建议).
+    # Working days a lead unit gets to reply when staff name no other.
+    suggestion_deadline_days: int = Field(default=60, ge=1, le=365)
 
     @property
     def is_production(self) -> bool:

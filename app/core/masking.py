@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -38,3 +39,25 @@ def mask_ip(host: str | None) -> str:
         return "-"
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})-?\d{4}(\d{3,4})(?!\d)")
+_ID_NUMBER = re.compile(r"(?<![0-9Xx])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9Xx])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_ROOM = re.compile(r"\d+\s*(室|号房|户)")
+_NAMED = re.compile(r"(我叫|本人|联系人|姓名)[:：]?\s*([\u4e00-\u9fff])[\u4e00-\u9fff]{1,3}")
+
+
+def mask_text(text: str | None) -> str | None:
+    """A resident's free text with the personal data in it masked: mobile and landline
+    numbers, ID card numbers, e-mail addresses, room numbers and self-introduced names
+    ("我叫张三" → "我叫张**"). For showing what residents wrote to others."""
+    if not text:
+        return text
+    text = _ID_NUMBER.sub(lambda m: m.group(1) + "********" + m.group(2), text)
+    text = _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    text = _LANDLINE.sub(lambda m: m.group(1) + "-****" + m.group(2), text)
+    text = _EMAIL.sub("***@***", text)
+    text = _ROOM.sub(lambda m: "**" + m.group(1), text)
+    return _NAMED.sub(lambda m: m.group(1) + m.group(2) + "**", text)

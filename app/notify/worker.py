@@ -114,10 +114,18 @@ async def _purge_key_windows(session: AsyncSession, now: datetime, settings: Set
     return await integrations_service.purge_key_windows(session, now)
 
 
+async def _group_hotspots(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    from app.hotspots import service as hotspot_service
+
+    return await hotspot_service.group_pending(session, now, settings)
+
+
 # Intervals: overdue flags and due-soon warnings are time-critical for the units; the rest
 # moves whole days, so hourly is plenty. Each sweep handles a bounded batch per run.
 SWEEPS: list[Sweep] = [
     Sweep("cases.mark_overdue", _mark_overdue_cases, 300),
+    # New cases join their hotspots within seconds, outside the submission's transaction.
+    Sweep("hotspots.group_new_cases", _group_hotspots, 5),
     Sweep("cases.auto_resolve_unrated", _auto_resolve_cases, 3600),
     Sweep("wishes.expire_unclaimed", _expire_wishes, 3600),
     Sweep("wishes.auto_complete_fulfilled", _auto_complete_wishes, 3600),
