@@ -42,6 +42,7 @@ from app.org.router import router as org_router
 from app.presence.router import router as presence_router
 from app.reports.router import router as reports_router
 from app.startup import refuse_unsafe_production
+from app.suggestions.router import router as suggestions_router
 from app.wishes.router import router as wishes_router
 
 logger = logging.getLogger("app")
@@ -73,6 +74,7 @@ TAGS = [
     {"name": "integrators", "description": "API keys, webhooks, the audit log (接入系统)"},
     {"name": "open311", "description": "Open311 GeoReport v2 (XML and JSON)"},
     {"name": "hotspots", "description": "Hotspots (热点): cases about one problem, grouped"},
+    {"name": "suggestions", "description": "Deputies' suggestions (代表建议) and their handling"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -145,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consultations_router,
         integrations_router,
         hotspots_router,
+        suggestions_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(open311_router, prefix="/open311/v2")

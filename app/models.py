@@ -52,5 +52,15 @@ from app.notify.models import (  # noqa: F401
 from app.org.models import Region, Station, Unit  # noqa: F401
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception  # noqa: F401
 from app.reports.models import DeputyReport, DeputyReportEvaluation  # noqa: F401
+from app.suggestions.models import (  # noqa: F401, E402
+    Suggestion,
+    SuggestionCase,
+    SuggestionConsultation,
+    SuggestionCoSigner,
+    SuggestionCoUnit,
+    SuggestionCounter,
+    SuggestionEvent,
+    UnitAssessmentPublication,
+)
 from app.wechat.models import WeChatAccessToken  # noqa: F401
 from app.wishes.models import Wish, WishClaimLock, WishEvent  # noqa: F401

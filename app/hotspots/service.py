@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, desc, exists, false, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import Case, CaseCategory
 from app.core.clock import SHANGHAI

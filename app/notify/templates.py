@@ -39,6 +39,7 @@ CONSULTATION_FEEDBACK = "consultation_feedback"
 CASE_PAGE = "pages/case/detail?id={case_id}"
 WISH_PAGE = "pages/wish/detail?id={wish_id}"
 ACTIVITY_PAGE = "pages/activity/detail?id={activity_id}"
+SUGGESTION_PAGE = "pages/suggestion/detail?id={suggestion_id}"
 
 _CASE_NUMBER = "number|case_number|case_id"
 _CASE_TITLE = "title|@title"
@@ -99,6 +100,8 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "case.resolved": _case("已办结", "note|=请对办理结果进行评价", CASE_RESULT),
     "case.rejected": _case("不予受理", "reason|note|@body"),
     "case.merged": _case("已合并", "note|=已与相同诉求合并办理"),
+    # A deputy's suggestion that carries the resident's case was answered by the unit.
+    "case.suggestion_replied": _case("已答复", "note|=您反映的问题已纳入代表建议并获答复"),
     "wish.published": _wish("已发布", "note|=心愿已通过审核并发布"),
     "wish.rejected": _wish("未通过", "reason|note|@body"),
     "wish.claimed": _wish("已认领", "deputy_name|note|=代表已认领您的心愿"),
@@ -130,6 +133,13 @@ DEFAULT_TEMPLATES: dict[str, dict[str, Any]] = {
     "case.supervised": _inbox_only(CASE_PAGE),
     "case.sent_back": _inbox_only(CASE_PAGE),
     "case.dissatisfied": _inbox_only(CASE_PAGE),
+    # Deputies' suggestions: the deputies and the units read them in the inbox.
+    "suggestion.registered": _inbox_only(SUGGESTION_PAGE),
+    "suggestion.replied": _inbox_only(SUGGESTION_PAGE),
+    "suggestion.assigned": _inbox_only(SUGGESTION_PAGE),
+    "suggestion.supervised": _inbox_only(SUGGESTION_PAGE),
+    "suggestion.evaluated": _inbox_only(SUGGESTION_PAGE),
+    "suggestion.rehandle": _inbox_only(SUGGESTION_PAGE),
 }
 
 _KEY_RE = re.compile(r"^[a-z_]+\d+$")
