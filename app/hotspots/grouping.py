@@ -35,7 +35,7 @@ class Tuning:
     near_boost: float = 1.0
     same_region_factor: float = 1.0
     far_m: float = 1500.0
-    far_factor: float = 0.5
+    far_factor: float = 0.45
     other_region_factor: float = 0.6
     other_category_factor: float = 0.85
     merge_threshold: float = 0.36

@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, desc, exists, false, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    case,
+    desc,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,9 +56,9 @@ from app.hotspots.text import DOCS_TERM, Vector, term_counts, weigh
 from app.identity.models import Deputy, DeputyStation
 from app.org.models import Region, Station, Unit
 
-# Cases committed out of id order are still found: the sweep looks this far below the
-# highest grouped id for cases it has not grouped.
-LOOKBACK_IDS = 10_000
+# A case that committed after a case with a higher id was grouped is still found when it is
+# at most this old (a transaction commits within seconds).
+LATE_MINUTES = 30
 _IN_CHUNK = 900
 EPOCH = date(1970, 1, 1)
 
@@ -146,36 +158,51 @@ async def _save_df(session: AsyncSession, added: Counter[int]) -> None:
     await session.execute(statement, [{"term": t, "df": n} for t, n in sorted(added.items())])
 
 
-async def pending_cases(session: AsyncSession, limit: int) -> list[_Pending]:
-    highest = (
-        await session.execute(select(func.coalesce(func.max(HotspotCase.case_id), 0)))
-    ).scalar_one()
-    rows = await session.execute(
-        select(
-            Case.id,
-            Case.title,
-            Case.content,
-            Case.category_id,
-            Case.region_id,
-            Region.path,
-            Case.latitude,
-            Case.longitude,
-            Case.created_at,
-        )
+async def pending_cases(session: AsyncSession, limit: int, now: datetime) -> list[_Pending]:
+    """The cases not grouped yet, oldest first: those above the highest grouped id (an index
+    range), and any recent one below it that committed late (the anti-join only looks at
+    the last minutes, so it stays small however many cases are stored)."""
+    highest = int(
+        (
+            await session.execute(select(func.coalesce(func.max(HotspotCase.case_id), 0)))
+        ).scalar_one()
+    )
+    columns = (
+        Case.id,
+        Case.title,
+        Case.content,
+        Case.category_id,
+        Case.region_id,
+        Region.path,
+        Case.latitude,
+        Case.longitude,
+        Case.created_at,
+    )
+    newer = await session.execute(
+        select(*columns)
+        .join(Region, col(Region.id) == Case.region_id)
+        .where(col(Case.id) > highest)
+        .order_by(col(Case.id))
+        .limit(limit)
+    )
+    late = await session.execute(
+        select(*columns)
         .join(Region, col(Region.id) == Case.region_id)
         .where(
-            col(Case.id) > int(highest) - LOOKBACK_IDS,
+            col(Case.id) <= highest,
+            col(Case.created_at) >= now - timedelta(minutes=LATE_MINUTES),
             ~exists().where(HotspotCase.case_id == Case.id),
         )
         .order_by(col(Case.id))
         .limit(limit)
     )
-    return [_Pending(*row) for row in rows.all()]
+    found = sorted({row[0]: row for row in [*late.all(), *newer.all()]}.values())
+    return [_Pending(*row) for row in found[:limit]]
 
 
 async def group_pending(session: AsyncSession, now: datetime, settings: Settings) -> int:
     """The sweep: group the cases not grouped yet (a batch). Answers how many."""
-    batch = await pending_cases(session, settings.hotspot_batch_size)
+    batch = await pending_cases(session, settings.hotspot_batch_size, now)
     if not batch:
         return 0
     tuning = tuning_of(settings)
@@ -201,7 +228,7 @@ async def candidates(session: AsyncSession, item: Item, tuning: Tuning) -> list[
     overlap = func.sum(
         HotspotSignature.weight * case(weights, value=HotspotSignature.term, else_=0.0)
     ).label("overlap")
-    found = await session.execute(
+    top = (
         select(HotspotSignature.case_id, overlap)
         .where(
             col(HotspotSignature.term).in_(list(weights)),
@@ -210,11 +237,11 @@ async def candidates(session: AsyncSession, item: Item, tuning: Tuning) -> list[
         .group_by(HotspotSignature.case_id)
         .order_by(desc("overlap"))
         .limit(tuning.candidates)
+        .subquery()
     )
-    ids = [row[0] for row in found.all()]
-    if not ids:
-        return []
-    rows = await session.execute(select(HotspotCase).where(col(HotspotCase.case_id).in_(ids)))
+    rows = await session.execute(
+        select(HotspotCase).join(top, top.c.case_id == HotspotCase.case_id)
+    )
     return [_item(hc) for hc in rows.scalars()]
 
 
@@ -485,8 +512,6 @@ async def regroup(session: AsyncSession, settings: Settings, now: datetime) -> R
     ]
     if moved:
         table = HotspotCase.__table__  # type: ignore[attr-defined]
-        from sqlalchemy import bindparam
-
         await session.execute(
             update(table)
             .where(table.c.case_id == bindparam("cid"))
@@ -495,9 +520,73 @@ async def regroup(session: AsyncSession, settings: Settings, now: datetime) -> R
             execution_options={"synchronize_session": False},
         )
     touched = set(names.values()) | {resolve.get(h, h) for h in before.values()}
-    for hotspot_id in sorted(touched):
-        await rebuild(session, hotspots[hotspot_id], now)
+    # Centres from the window's cases (what the problem is now), counts and dates from all
+    # cases, set-based: one UPDATE per hotspot would not finish in time at 100k cases.
+    centres: dict[int, Centre] = {}
+    for group, name in names.items():
+        centre = grouper.centres.get(group)
+        if centre is not None:
+            centres[name] = centre
+    await _refresh_counts(session, sorted(touched), now)
+    table = Hotspot.__table__  # type: ignore[attr-defined]
+    rows_out = [
+        {
+            "hid": hotspot_id,
+            "terms": {str(t): w for t, w in centre.trimmed().items()},
+            "lat_sum": centre.lat_sum,
+            "lng_sum": centre.lng_sum,
+            "points": centre.points,
+        }
+        for hotspot_id, centre in centres.items()
+    ]
+    if rows_out:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("hid"))
+            .values(
+                terms=bindparam("terms"),
+                lat_sum=bindparam("lat_sum"),
+                lng_sum=bindparam("lng_sum"),
+                points=bindparam("points"),
+            ),
+            rows_out,
+            execution_options={"synchronize_session": False},
+        )
+    session.expire_all()
     return RegroupResult(len(items), len(moved), len(votes), time.perf_counter() - started)
+
+
+async def _refresh_counts(session: AsyncSession, hotspot_ids: list[int], now: datetime) -> None:
+    """Each hotspot's case count and first and last case from its cases, in one statement
+    per thousand hotspots."""
+    for i in range(0, len(hotspot_ids), 1000):
+        chunk = hotspot_ids[i : i + 1000]
+        members = (
+            select(
+                HotspotCase.hotspot_id,
+                func.count().label("n"),
+                func.min(HotspotCase.created_at).label("first"),
+                func.max(HotspotCase.created_at).label("last"),
+            )
+            .where(col(HotspotCase.hotspot_id).in_(chunk))
+            .group_by(HotspotCase.hotspot_id)
+            .subquery()
+        )
+        table = Hotspot.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            update(table)
+            .where(table.c.id.in_(chunk))
+            .values(case_count=0, first_case_at=None, last_case_at=None, updated_at=now)
+        )
+        await session.execute(
+            update(table)
+            .where(table.c.id == members.c.hotspot_id)
+            .values(
+                case_count=members.c.n,
+                first_case_at=members.c.first,
+                last_case_at=members.c.last,
+            )
+        )
 
 
 async def rebuild(session: AsyncSession, hotspot: Hotspot, now: datetime) -> None:

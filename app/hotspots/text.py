@@ -176,7 +176,18 @@ def term_counts(title: str, content: str) -> Counter[int]:
     return counts
 
 
-FILLER_HASHES = frozenset(term_hash(w) for w in FILLER)
+# The most frequent characters of written Chinese carry grammar, not the problem: as single
+# characters they weigh little, and so do the bigrams made only of them.
+FUNCTION_CHARS = frozenset(
+    "的了是在我有和就不人都一上也很到说要去你会着没看好自己这那里么什为子们能可以对下过"
+    "还把被让给从向跟比得地之其与及或而且但如果因所已经又再才只每各些个多少大小天年月日时点"
+    "请希望能否尽快谢您啊吧呢吗呀哦嗯"
+)
+FILLER_HASHES = frozenset(
+    [term_hash(w) for w in FILLER]
+    + [term_hash(c) for c in FUNCTION_CHARS]
+    + [term_hash(a + b) for a in FUNCTION_CHARS for b in FUNCTION_CHARS]
+)
 FILLER_FACTOR = 0.15
 
 
