@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, or_, select
+from sqlmodel import col
 
 from app.cases import actions as case_actions
 from app.cases import idempotency
@@ -28,7 +29,7 @@ from app.cases.deps import (
 )
 from app.cases.deputy_codes import deputy_scene, parse_deputy_scene
 from app.cases.flows import STATUS_TEXT
-from app.cases.models import Case, CaseCategory, CaseStatus, RoutingRule
+from app.cases.models import OPEN_STATUSES, Case, CaseCategory, CaseStatus, RoutingRule
 from app.cases.queries import (
     CaseView,
     case_views,
@@ -38,6 +39,7 @@ from app.cases.queries import (
     timeline_of,
 )
 from app.cases.schemas import (
+    AlreadyReported,
     CaseAssign,
     CaseCategoryPublic,
     CaseCreate,
@@ -60,8 +62,10 @@ from app.cases.schemas import (
     RoutingRuleCreate,
     RoutingRulePublic,
     SimilarCase,
+    SimilarQuery,
 )
 from app.cases.submission import Submitted, submit_case
+from app.core.clock import utcnow
 from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, SettingsDep, StaffPrincipal
 from app.core.errors import (
@@ -72,12 +76,13 @@ from app.core.errors import (
     VersionConflict,
     problem_responses,
 )
-from app.core.masking import mask_name, mask_phone
+from app.core.masking import mask_name, mask_phone, mask_text
 from app.core.pagination import CappedPage, PageDep, capped_count
 from app.core.security import Principal, Role
 from app.core.types import Id
+from app.hotspots import service as hotspot_service
 from app.identity.models import Deputy
-from app.org.models import Region, Unit
+from app.org.models import Region, Station, Unit
 from app.wechat.deps import WeChatDep
 from app.wechat.types import WeChatError
 
@@ -330,6 +335,70 @@ async def get_case(
     return CaseDetail(**render(view).model_dump(), timeline=timeline)  # type: ignore[arg-type]
 
 
+@router.post(
+    "/cases/similar",
+    response_model=list[AlreadyReported],
+    responses=problem_responses(401, 403, 422),
+)
+async def already_reported(
+    body: SimilarQuery,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+) -> list[AlreadyReported]:
+    """ "Someone already reported this" (有人已反映): while a resident or deputy writes a report,
+    up to 5 open cases that read like it (the same problem worded differently, nearby or in
+    the same region), titles masked. Nothing is stored."""
+    if principal.role not in (Role.resident, Role.deputy, Role.staff, Role.admin):
+        raise Forbidden()
+    region_id = body.region_id
+    if region_id is None:
+        region_id = (
+            await session.execute(
+                select(Station.region_id).where(
+                    Station.id == body.station_id, col(Station.is_active).is_(True)
+                )
+            )
+        ).scalar_one_or_none()
+        if region_id is None:
+            raise ValidationFailed(
+                "联络站不存在",
+                errors=[{"field": "body.station_id", "message": "unknown", "type": "value_error"}],
+            )
+    matches = await hotspot_service.text_matches(
+        session,
+        title=body.title,
+        content=body.content,
+        category_id=body.category_id,
+        region_id=region_id,
+        latitude=body.latitude,
+        longitude=body.longitude,
+        at=utcnow(),
+        settings=settings,
+    )
+    if not matches:
+        return []
+    scores = {m.case_id: m.score for m in matches}
+    rows = await session.execute(
+        select(Case).where(
+            col(Case.id).in_(list(scores)),
+            col(Case.status).in_([s.value for s in OPEN_STATUSES]),
+        )
+    )
+    found = sorted(rows.scalars(), key=lambda c: (-scores[c.id or 0], -(c.id or 0)))[:5]
+    return [
+        AlreadyReported(
+            number=c.number or "",
+            title=mask_text(c.title) or "",
+            status=CaseStatus(c.status),
+            status_text=STATUS_TEXT[CaseStatus(c.status)],
+            similarity=scores[c.id or 0],
+            created_at=c.created_at,
+        )
+        for c in found
+    ]
+
+
 @router.get(
     "/cases/{case_id}/similar",
     response_model=list[SimilarCase],
@@ -338,23 +407,25 @@ async def get_case(
 async def similar_cases(
     access: CaseAccessDep, session: SessionDep, settings: SettingsDep
 ) -> list[SimilarCase]:
-    """Staff: open cases that may be the same problem (nearby within
-    `case_similar_radius_m`, or the same category in the same region), nearest first."""
+    """Staff: open cases that may be the same problem — worded alike (`similarity`, the
+    hotspot grouping's score), nearby within `case_similar_radius_m`, or of the same
+    category in the same region — the best text matches first, then the nearest."""
     if not access.principal.is_staff:
         raise Forbidden()
     found = await case_similar.similar_cases(session, access, settings)
     return [
         SimilarCase(
-            id=c.id,  # type: ignore[arg-type]
-            number=c.number or "",
-            title=c.title,
-            status=CaseStatus(c.status),
-            category_id=c.category_id,
-            region_id=c.region_id,
-            distance_m=round(d, 1) if d is not None else None,
-            created_at=c.created_at,
+            id=s.case.id,  # type: ignore[arg-type]
+            number=s.case.number or "",
+            title=s.case.title,
+            status=CaseStatus(s.case.status),
+            category_id=s.case.category_id,
+            region_id=s.case.region_id,
+            distance_m=round(s.distance_m, 1) if s.distance_m is not None else None,
+            similarity=s.similarity,
+            created_at=s.case.created_at,
         )
-        for c, d in found
+        for s in found
     ]
 
 

@@ -248,6 +248,7 @@ class SimilarCase(BaseModel):
                     "category_id": 3,
                     "region_id": 4,
                     "distance_m": 120.5,
+                    "similarity": 0.72,
                     "created_at": "2026-11-20T02:15:00+00:00",
                 }
             ]
@@ -261,6 +262,70 @@ class SimilarCase(BaseModel):
     category_id: int
     region_id: int
     distance_m: float | None = Field(default=None, description="When both have coordinates")
+    similarity: float | None = Field(
+        default=None, description="How alike the wording, place and category are (0–1), when alike"
+    )
+    created_at: datetime
+
+
+class SimilarQuery(BaseModel):
+    """A report being written, before it is submitted: is the same problem already open?"""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "东门的灯坏了",
+                    "content": "翠苑一区东门那边路灯一直不亮，晚上很黑",
+                    "category_id": 1,
+                    "station_id": 2,
+                    "latitude": 30.2803,
+                    "longitude": 120.1321,
+                }
+            ]
+        },
+    )
+
+    title: str = Field(min_length=2, max_length=100)
+    content: str = Field(default="", max_length=5000)
+    category_id: Id
+    region_id: Id | None = Field(default=None, description="Or station_id")
+    station_id: Id | None = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _where(self) -> SimilarQuery:
+        if self.region_id is None and self.station_id is None:
+            raise ValueError("give region_id or station_id")
+        return self
+
+
+class AlreadyReported(BaseModel):
+    """An open case that reads like the report being written; its title is masked and its
+    reporter never shown."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "20261120-0007",
+                    "title": "翠苑一区东门路灯不亮",
+                    "status": "handling",
+                    "status_text": "办理中",
+                    "similarity": 0.71,
+                    "created_at": "2026-11-20T02:15:00+00:00",
+                }
+            ]
+        }
+    )
+
+    number: str
+    title: str
+    status: CaseStatus
+    status_text: str
+    similarity: float
     created_at: datetime
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from app.hotspots.text import Vector
 
 # Terms a hotspot's centre keeps.
-CENTRE_TERMS = 64
+CENTRE_TERMS = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ from app.core.config import Settings
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.core.masking import mask_text
 from app.core.security import Principal, Role
-from app.hotspots.grouping import Centre, Grouper, Item, Tuning, decide
+from app.hotspots.grouping import Centre, Grouper, Item, Tuning, decide, score
 from app.hotspots.models import (
     Hotspot,
     HotspotCase,
@@ -303,7 +303,9 @@ async def add_case(
 ) -> int:
     """Group one case: its vector, its candidates, the decision, the rows. Answers the
     hotspot id."""
-    vector = weigh(counts, stats.df, stats.docs + 1)
+    # Counted first: a term only this report has weighs as rare, not as unheard of.
+    stats.count(counts)
+    vector = weigh(counts, stats.df, stats.docs)
     item = Item(
         case_id=pending.case_id,
         vector=vector,
@@ -364,7 +366,6 @@ async def add_case(
                 for t, w in signature
             ],
         )
-    stats.count(counts)
     await session.flush()
     return target.id
 
@@ -1013,3 +1014,51 @@ async def hotspot_case_ids(session: AsyncSession, hotspot_id: int) -> list[int]:
         .order_by(col(HotspotCase.case_id))
     )
     return list(rows.scalars())
+
+
+# ---------------------------------------------------------------------------------------
+# Text matches (the duplicate hint)
+
+
+@dataclass(frozen=True, slots=True)
+class TextMatch:
+    case_id: int
+    score: float
+
+
+async def text_matches(
+    session: AsyncSession,
+    *,
+    title: str,
+    content: str,
+    category_id: int,
+    region_id: int,
+    latitude: float | None,
+    longitude: float | None,
+    at: datetime,
+    settings: Settings,
+    exclude_case_id: int | None = None,
+) -> list[TextMatch]:
+    """Grouped cases that read like the given report (the grouping's own score: text, place,
+    category, within the window), best first. Used for "someone already reported this"."""
+    tuning = tuning_of(settings)
+    counts = term_counts(title, content)
+    df = await _load_df(session, set(counts))
+    docs = df.pop(DOCS_TERM, 0)
+    if exclude_case_id is None:  # a report not stored yet counts as grouping would count it
+        df = {t: df.get(t, 0) + 1 for t in counts}
+        docs += 1
+    item = Item(
+        case_id=exclude_case_id or 0,
+        vector=weigh(counts, df, docs),
+        category_id=category_id,
+        region_id=region_id,
+        day=day_of(at),
+        latitude=latitude,
+        longitude=longitude,
+    )
+    found = [c for c in await candidates(session, item, tuning) if c.case_id != exclude_case_id]
+    scored = [TextMatch(c.case_id, round(score(item, c, tuning), 3)) for c in found]
+    return sorted(
+        (m for m in scored if m.score >= tuning.threshold), key=lambda m: (-m.score, -m.case_id)
+    )
