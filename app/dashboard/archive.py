@@ -37,6 +37,7 @@ from app.dashboard.schemas import (
     ArchiveDutySlot,
     ArchiveReception,
     ArchiveReport,
+    ArchiveSuggestion,
     ArchiveTotals,
     ArchiveWish,
     ManualActPublic,
@@ -49,6 +50,7 @@ from app.identity.models import Deputy, User
 from app.org.models import Station
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception
 from app.reports import service as report_service
+from app.suggestions.models import Suggestion, SuggestionCoSigner
 from app.wishes.models import Wish, WishStatus
 
 # kind → (label, default weight). Hours count per hour; the rest per act.
@@ -67,6 +69,8 @@ SCORE_KINDS: dict[str, tuple[str, float]] = {
     "activity_absent": ("无故缺席代表活动", -3.0),
     "report": ("向选民述职", 5.0),
     "consultation_comment": ("提出立法意见", 1.0),
+    "suggestion_led": ("领衔提出代表建议", 5.0),
+    "suggestion_cosigned": ("附议代表建议", 2.0),
     ManualActKind.inspection.value: ("视察", 3.0),
     ManualActKind.training.value: ("培训", 1.0),
     ManualActKind.meeting.value: ("会议", 1.0),
@@ -84,6 +88,14 @@ CASE_STATUS_LABELS = {
     "resolved": "已办结",
     "rejected": "不予受理",
     "merged": "已合并",
+}
+SUGGESTION_STATUS_LABELS = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "registered": "已登记",
+    "assigned": "已交办",
+    "replied": "已答复",
+    "evaluated": "已评价",
 }
 SATISFACTION_LABELS = {
     "satisfied": "满意",
@@ -256,6 +268,8 @@ async def build_archive(
         )
     ]
 
+    suggestions = await _suggestions(session, deputy_id, period)
+
     manual_counts = {k.value: 0 for k in ManualActKind}
     for act in manual_acts:
         manual_counts[act.kind.value] += 1
@@ -279,6 +293,8 @@ async def build_archive(
         activities_absent=sum(1 for a in activities if a.status == "absent"),
         reports=len(reports),
         consultation_comments=len(consultation_comments),
+        suggestions_led=sum(1 for x in suggestions if x.role == "lead"),
+        suggestions_cosigned=sum(1 for x in suggestions if x.role == "co_signer"),
     )
     return Archive(
         deputy_id=deputy_id,
@@ -295,9 +311,41 @@ async def build_archive(
         activities=activities,
         reports=reports,
         consultation_comments=consultation_comments,
+        suggestions=suggestions,
         totals=totals,
         score=score_of(totals, score_weights(settings)),
     )
+
+
+async def _suggestions(
+    session: AsyncSession, deputy_id: int, period: DateRange
+) -> list[ArchiveSuggestion]:
+    """Suggestions submitted in the year that the deputy led or co-signed."""
+    co_signed = exists().where(
+        SuggestionCoSigner.suggestion_id == Suggestion.id,
+        SuggestionCoSigner.deputy_id == deputy_id,
+    )
+    rows = await session.execute(
+        select(Suggestion)
+        .where(
+            col(Suggestion.submitted_at).is_not(None),
+            between(Suggestion.submitted_at, period),
+            (col(Suggestion.deputy_id) == deputy_id) | co_signed,
+        )
+        .order_by(col(Suggestion.submitted_at), col(Suggestion.id))
+    )
+    return [
+        ArchiveSuggestion(
+            id=x.id,  # type: ignore[arg-type]
+            number=x.number,
+            title=x.title,
+            status=x.status,
+            role="lead" if x.deputy_id == deputy_id else "co_signer",
+            submitted_at=x.submitted_at,  # type: ignore[arg-type]
+            evaluation=x.evaluation,
+        )
+        for x in rows.scalars()
+    ]
 
 
 def _case(c: Case, followed_at: Any) -> ArchiveCase:
@@ -330,6 +378,8 @@ def score_of(totals: ArchiveTotals, weights: dict[str, float]) -> Score:
         "activity_absent": totals.activities_absent,
         "report": totals.reports,
         "consultation_comment": totals.consultation_comments,
+        "suggestion_led": totals.suggestions_led,
+        "suggestion_cosigned": totals.suggestions_cosigned,
         **{k: float(v) for k, v in totals.manual_acts.items()},
     }
     lines = [
@@ -392,6 +442,12 @@ def archive_rows(archive: Archive) -> Iterator[Sequence[Cell]]:
         where = f"第{com.article_no}条" if com.article_no else "总体"
         yield ("立法意见", cell(com.created_at), f"{com.title}（{where}）", None,
                OUTCOME_LABELS.get(com.outcome or "", "待处理"), None, com.comment_id)  # fmt: skip
+    for x in archive.suggestions:
+        outcome = SUGGESTION_STATUS_LABELS.get(x.status, x.status)
+        if x.evaluation:
+            outcome += "，代表评价" + SATISFACTION_LABELS.get(x.evaluation, x.evaluation)
+        kind = "领衔代表建议" if x.role == "lead" else "附议代表建议"
+        yield (kind, cell(x.submitted_at), x.title, None, outcome, None, x.number or x.id)
     for a in archive.manual_acts:
         yield (MANUAL_ACT_LABELS.get(a.kind, a.kind), cell(a.occurred_on), a.title, a.location,
                a.note, a.hours, a.id)  # fmt: skip

@@ -30,6 +30,7 @@ from app.identity.models import Deputy, DeputyStation, User
 from app.org.models import Region, Station
 from app.presence.models import CheckIn, DutyAssignment, DutySlot, Reception
 from app.reports import service as report_service
+from app.suggestions.models import Suggestion, SuggestionCoSigner
 from app.wishes.models import Wish, WishStatus
 
 FULFILLED = (WishStatus.fulfilled.value, WishStatus.completed.value)
@@ -242,6 +243,19 @@ async def activity_of(
             )
         ).scalars()
     )
+    led = await _counts(
+        session,
+        select(Suggestion.deputy_id, func.count())
+        .where(col(Suggestion.deputy_id).in_(ids), between(Suggestion.submitted_at, period))
+        .group_by(Suggestion.deputy_id),
+    )
+    cosigned = await _counts(
+        session,
+        select(SuggestionCoSigner.deputy_id, func.count())
+        .join(Suggestion, col(Suggestion.id) == SuggestionCoSigner.suggestion_id)
+        .where(col(SuggestionCoSigner.deputy_id).in_(ids), between(Suggestion.submitted_at, period))
+        .group_by(SuggestionCoSigner.deputy_id),
+    )
     last = await last_active(session, ids)
     out = []
     for deputy in deputies:
@@ -269,6 +283,8 @@ async def activity_of(
                 activities_attended=activities.get(deputy.id, (0, 0))[0],  # type: ignore[arg-type]
                 activities_absent=activities.get(deputy.id, (0, 0))[1],  # type: ignore[arg-type]
                 reported_this_term=deputy.id in reported,
+                suggestions_led=int(led.get(deputy.id, (0,))[0]),
+                suggestions_cosigned=int(cosigned.get(deputy.id, (0,))[0]),
                 last_active_at=last_at,
                 inactive=last_at is None or last_at < cutoff,
             )

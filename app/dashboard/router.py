@@ -233,8 +233,9 @@ def _year(year: int | None) -> int:
         "Every act recorded in the year (Asia/Shanghai calendar): check-ins and duty slots, "
         "receptions, cases submitted and followed with their outcomes, wishes claimed and "
         "fulfilled, activities attended, excused or missed without leave (recorded at the "
-        "activity; an absence counts against the score), and the manual acts staff added for "
-        "what happened elsewhere. The score is Σ count × weight over the "
+        "activity; an absence counts against the score), deputies' suggestions led or "
+        "co-signed, and the manual acts staff added for what happened elsewhere. The score is "
+        "Σ count × weight over the "
         "kinds in `score.breakdown`; weights come from the `DASHBOARD_SCORE_WEIGHTS` setting. "
         "Staff whose region holds the deputy, admins, or the deputy themself."
     ),

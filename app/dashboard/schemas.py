@@ -382,6 +382,8 @@ class DeputyActivity(BaseModel):
     reported_this_term: bool = Field(
         default=False, description="Has published a report to the voters in the current term"
     )
+    suggestions_led: int = Field(default=0, description="Deputies' suggestions submitted as author")
+    suggestions_cosigned: int = Field(default=0, description="Deputies' suggestions co-signed")
     last_active_at: datetime | None = Field(description="Latest recorded act, any date")
     inactive: bool = Field(
         description="No recorded act since `inactive_since`: a candidate for a talk (约谈)"
@@ -496,6 +498,18 @@ class ArchiveWish(BaseModel):
     fulfilled_in_year: bool
 
 
+class ArchiveSuggestion(BaseModel):
+    """A deputy's suggestion (代表建议) submitted in the year, led or co-signed."""
+
+    id: int
+    number: str | None
+    title: str
+    status: str
+    role: str = Field(description="lead (领衔) or co_signer (附议)")
+    submitted_at: datetime
+    evaluation: str | None
+
+
 class ArchiveTotals(BaseModel):
     checkins: int
     duty_hours: float
@@ -510,6 +524,8 @@ class ArchiveTotals(BaseModel):
     manual_acts: dict[str, int] = Field(
         description="By kind: inspection, training, meeting, research, other"
     )
+    suggestions_led: int = Field(default=0, description="Suggestions submitted as the author")
+    suggestions_cosigned: int = Field(default=0, description="Suggestions co-signed")
     activities_present: int = Field(default=0, description="Activities attended (出席)")
     activities_excused: int = Field(default=0, description="Activities on approved leave (请假)")
     activities_absent: int = Field(
@@ -681,6 +697,9 @@ class Archive(BaseModel):
     )
     consultation_comments: list[ArchiveConsultationComment] = Field(
         default_factory=list, description="Comments on draft laws made in the year"
+    )
+    suggestions: list[ArchiveSuggestion] = Field(
+        default_factory=list, description="Deputies' suggestions submitted in the year"
     )
     totals: ArchiveTotals
     score: Score = Field(

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from app.cases.models import CaseStatus, Satisfaction
 from app.core.clock import clock
-from app.dashboard.archive import ARCHIVE_HEADERS
+from app.dashboard.archive import ARCHIVE_HEADERS, SCORE_KINDS
 from app.dashboard.models import ManualAct
 from app.identity.models import Deputy
 from app.wishes.models import WishStatus
@@ -164,6 +164,8 @@ async def test_archive_contents_and_score(client: httpx.AsyncClient, world: Worl
         "reports": 0,
         "consultation_comments": 0,
         "manual_acts": {"inspection": 1, "training": 0, "meeting": 0, "research": 1, "other": 0},
+        "suggestions_led": 0,
+        "suggestions_cosigned": 0,
     }
     lines = {line["kind"]: line for line in body["score"]["breakdown"]}
     assert lines["duty_hour"] == {
@@ -255,7 +257,7 @@ async def test_export_csv_and_xlsx(client: httpx.AsyncClient, world: World) -> N
     blank = table.index([])
     kinds = [row[0] for row in table[1:blank]]
     assert table[blank + 1] == ["得分项", "数量", "权重", "得分"]
-    assert len(table) - blank - 3 == 19  # one line per kind, then the total
+    assert len(table) - blank - 3 == len(SCORE_KINDS)  # one line per kind, then the total
     assert kinds.count("进站签到") == 2 and kinds.count("进站签到（按排班）") == 1
     assert kinds.count("排班值班") == 2 and kinds.count("接待群众") == 1
     assert kinds.count("提交意见建议") == 2 and kinds.count("跟踪意见建议") == 1

@@ -128,6 +128,8 @@ async def test_per_deputy_figures(client: httpx.AsyncClient, world: World) -> No
         "activities_attended": 0,
         "activities_absent": 0,
         "reported_this_term": False,
+        "suggestions_led": 0,
+        "suggestions_cosigned": 0,
         "inactive": False,
     }
     assert a["last_active_at"] == "2026-06-20T02:00:00Z"  # the follow, 10:00 in Shanghai

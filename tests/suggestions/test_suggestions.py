@@ -391,3 +391,41 @@ async def test_numbers_are_unique_under_concurrent_registration_and_one_assign_w
     winner = next(r for r in racing if r.status_code == 200).json()
     final = (await client.get(urls[0], headers=world.staff.headers)).json()
     assert final["lead_unit"] == winner["lead_unit"] and final["version"] == winner["version"]
+
+
+async def test_suggestions_enter_the_duty_archive(
+    client: httpx.AsyncClient, factory: Factory, world: World
+) -> None:
+    from app.core.clock import local_now
+
+    cases = await _cases(client, factory, world)
+    co_deputy = await factory.deputy(world.d.community_a)
+    draft = await _post(
+        client,
+        world.deputy,
+        "/suggestions",
+        {"case_ids": [cases[0]["id"]], "co_signer_ids": [co_deputy.id]},
+        201,
+    )
+    year = local_now().year
+    path = f"/deputies/{world.deputy.deputy_id}/archive"
+    before = (await client.get(path, params={"year": year}, headers=world.staff.headers)).json()
+    assert before["suggestions"] == [] and before["totals"]["suggestions_led"] == 0  # a draft
+    await _post(client, world.deputy, f"/suggestions/{draft['id']}/submit")
+    lead = (await client.get(path, params={"year": year}, headers=world.staff.headers)).json()
+    assert [(s["id"], s["role"]) for s in lead["suggestions"]] == [(draft["id"], "lead")]
+    assert lead["totals"]["suggestions_led"] == 1
+    lines = {line["kind"]: line for line in lead["score"]["breakdown"]}
+    assert lines["suggestion_led"]["points"] == lines["suggestion_led"]["weight"]
+    co_path = f"/deputies/{co_deputy.id}/archive"
+    co = (await client.get(co_path, params={"year": year}, headers=world.staff.headers)).json()
+    assert co["totals"]["suggestions_cosigned"] == 1 and co["suggestions"][0]["role"] == "co_signer"
+    stats = await client.get(
+        "/stats/deputies",
+        params={"from": f"{year}-01-01", "to": f"{year}-12-31"},
+        headers=world.staff.headers,
+    )
+    assert stats.status_code == 200, stats.text
+    rows = {row["deputy_id"]: row for row in stats.json()["items"]}
+    assert rows[world.deputy.deputy_id]["suggestions_led"] == 1
+    assert rows[co_deputy.id]["suggestions_cosigned"] == 1
