@@ -54,11 +54,12 @@ async def create_admin(settings: Settings, username: str, password: str) -> str:
 
 
 async def seed_demo(settings: Settings) -> str:
-    from app.demo import seed_demo_district
+    from app.demo import seed_demo_district, seed_demo_hotspots
 
     db = Database(settings)
     try:
-        return await seed_demo_district(db)
+        district = await seed_demo_district(db)
+        return f"{district}\n{await seed_demo_hotspots(db)}"
     finally:
         await db.dispose()
 

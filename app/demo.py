@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.activities.models import (
     Activity,
@@ -398,3 +399,117 @@ async def seed_demo_case_categories(db: Database) -> int:
 
     async with db.transaction() as session:
         return await seed_case_categories(session)
+
+
+# Demo cases come from the generated reports of app/hotspots/corpus.py whose places are the
+# demo communities (same coordinates): corpus place index → community.
+DEMO_CASE_PLACES = {0: "翠苑社区", 1: "文华社区", 2: "桃源村"}
+DEMO_DEPUTY_OPENID = "demo-deputy-wang-jianguo"
+
+
+async def seed_demo_hotspots(db: Database) -> str:
+    """Residents' cases at three demo communities, grouped into hotspots by the worker's own
+    sweep, and one deputy's suggestion drafted from the largest hotspot and registered, so a
+    newcomer sees hotspots and a suggestion at once. Idempotent: skipped when any hotspot
+    exists."""
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from app.cases.models import Case, CaseCategory
+    from app.core.clock import utcnow
+    from app.core.security import Principal
+    from app.hotspots import corpus
+    from app.hotspots import service as hotspot_service
+    from app.hotspots.models import Hotspot, HotspotCase
+    from app.suggestions import service as suggestion_service
+
+    settings = db.settings
+    async with db.transaction() as session:
+        if (await session.execute(select(func.count()).select_from(Hotspot))).scalar_one():
+            return "demo hotspots already seeded"
+        regions = {
+            r.name: r
+            for r in (
+                await session.execute(
+                    select(Region).where(col(Region.name).in_(list(DEMO_CASE_PLACES.values())))
+                )
+            ).scalars()
+        }
+        categories = {c.code: c.id for c in (await session.execute(select(CaseCategory))).scalars()}
+        if len(regions) < len(DEMO_CASE_PLACES):
+            return "demo hotspots skipped: the demo district is missing"
+        reports = [r for r in corpus.generate(520, 7) if r.area in DEMO_CASE_PLACES][:80]
+        now = utcnow()
+        shift = now - max(r.created_at for r in reports) - timedelta(hours=2)
+        residents = []
+        for n in range(12):
+            resident = User(
+                role=Role.resident, openid=f"demo-resident-{n + 1}", nickname=f"居民{n + 1}"
+            )
+            session.add(resident)
+            residents.append(resident)
+        await session.flush()
+        for n, report in enumerate(reports):
+            created = report.created_at + shift
+            case = Case(
+                title=report.title,
+                content=report.content,
+                category_id=categories[report.category],
+                region_id=regions[DEMO_CASE_PLACES[report.area]].id,  # type: ignore[arg-type]
+                latitude=report.latitude,
+                longitude=report.longitude,
+                submitter_id=residents[n % len(residents)].id,  # type: ignore[arg-type]
+                owner_id=residents[n % len(residents)].id,
+                created_at=created,
+            )
+            session.add(case)
+            await session.flush()
+            case.number = f"{created.astimezone(SHANGHAI):%Y%m%d}-{case.id:04d}"
+        await session.flush()
+    while True:
+        async with db.transaction() as session:
+            if not await hotspot_service.group_pending(session, utcnow(), settings):
+                break
+    async with db.transaction() as session:
+        deputy = (await session.execute(select(Deputy).where(Deputy.name == "王建国"))).scalar_one()
+        user = (
+            await session.execute(select(User).where(User.openid == DEMO_DEPUTY_OPENID))
+        ).scalar_one_or_none()
+        if user is None:
+            user = User(
+                role=Role.deputy, openid=DEMO_DEPUTY_OPENID, nickname="王建国", deputy_id=deputy.id
+            )
+            session.add(user)
+            await session.flush()
+        staff = (
+            await session.execute(select(User).where(User.username == STAFF_USERNAME))
+        ).scalar_one()
+        paths = [regions["翠苑社区"].path]
+        hotspot = (
+            await session.execute(
+                select(Hotspot)
+                .join(HotspotCase, col(HotspotCase.hotspot_id) == Hotspot.id)
+                .where(col(HotspotCase.region_path).startswith(paths[0]))
+                .order_by(col(Hotspot.case_count).desc(), col(Hotspot.id))
+                .limit(1)
+            )
+        ).scalar_one()
+        as_deputy = Principal(user_id=user.id, role=Role.deputy, deputy_id=deputy.id)  # type: ignore[arg-type]
+        suggestion = await suggestion_service.create_draft(
+            session, as_deputy, hotspot_id=hotspot.id, case_ids=None, co_signer_ids=[], now=utcnow()
+        )
+        access = await suggestion_service.load_access(session, as_deputy, suggestion.id)  # type: ignore[arg-type]
+        await suggestion_service.submit(session, access, utcnow())
+        as_staff = Principal(user_id=staff.id, role=Role.staff, region_id=staff.region_id)  # type: ignore[arg-type]
+        access = await suggestion_service.load_access(session, as_staff, suggestion.id)  # type: ignore[arg-type]
+        await suggestion_service.register(session, access, "示范数据", utcnow())
+        count = (
+            await session.execute(
+                select(func.count()).select_from(Hotspot).where(col(Hotspot.case_count) >= 2)
+            )
+        ).scalar_one()
+    return (
+        f"demo hotspots seeded: {len(reports)} cases, {count} hotspots of 2+ cases, "
+        f"suggestion {suggestion.number} by 王建国 (openid {DEMO_DEPUTY_OPENID} for dev-login)"
+    )

@@ -26,7 +26,7 @@ import app.models  # noqa: F401
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.security import Principal, Role, create_access_token
-from app.demo import seed_demo_district
+from app.demo import seed_demo_district, seed_demo_hotspots
 from app.identity.models import User
 from app.main import create_app
 from tests.dbutil import fresh_database_url
@@ -45,6 +45,7 @@ async def _prepare(settings: Settings) -> str:
     async with db.engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
     await seed_demo_district(db)
+    await seed_demo_hotspots(db)
     async with db.transaction() as session:
         admin = (
             (await session.execute(select(User).where(User.role == Role.admin))).scalars().first()
