@@ -270,13 +270,29 @@ async def fill(
     log(f"filled in {time.perf_counter() - started:.0f} s")
 
 
-async def speed(db: Database, url: str, settings: Settings, total: int) -> None:
+async def speed(db: Database, url: str, settings: Settings, total: int, reuse: bool) -> None:
     log(f"== Speed: grouping new reports with {total:,} cases stored ==")
-    await fresh_schema(db)
     raw = await asyncpg.connect(url)
     try:
-        categories, regions = await base_rows(raw, db)
-        await fill(raw, total, categories, regions)
+        if reuse:
+            categories = {
+                r["code"]: r["id"] for r in await raw.fetch("SELECT code, id FROM case_category")
+            }
+            regions = [
+                r["id"]
+                for r in await raw.fetch(
+                    "SELECT id FROM region WHERE level = 'community' ORDER BY id"
+                )
+            ]
+            log(
+                f"reusing the {await raw.fetchval('SELECT count(*) FROM hotspot_case'):,} grouped cases stored"
+            )
+        else:
+            await raw.close()
+            await fresh_schema(db)
+            raw = await asyncpg.connect(url)
+            categories, regions = await base_rows(raw, db)
+            await fill(raw, total, categories, regions)
         fresh = corpus.generate(2 * NEW_CASES + 40, 77)[: 2 * NEW_CASES]
         now = datetime.now(UTC)
         await insert_reports(raw, fresh, categories, regions, [now] * len(fresh))
@@ -324,6 +340,9 @@ async def main() -> None:
     parser.add_argument("--seeds", default="2026,2,3,4,5")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the cases a previous run stored (no refill)"
+    )
     args = parser.parse_args()
     await ensure_database(args.database)
     url = f"{SERVER}/{args.database}"
@@ -338,7 +357,7 @@ async def main() -> None:
         if not args.skip_quality:
             await quality(db, url, settings, [int(s) for s in args.seeds.split(",")])
         if not args.skip_speed:
-            await speed(db, url, settings, args.cases)
+            await speed(db, url, settings, args.cases, args.reuse)
     finally:
         await db.dispose()
 

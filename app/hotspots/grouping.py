@@ -41,6 +41,9 @@ class Tuning:
     merge_threshold: float = 0.36
     window_days: int = 90
     candidates: int = 40
+    # Postings read per signature term, newest first: the candidate search stays bounded
+    # however many cases are stored.
+    postings_per_term: int = 400
 
 
 @dataclass(slots=True)
@@ -212,9 +215,10 @@ class Grouper:
         found: dict[int, Item] = {}
         earliest = item.day - self.tuning.window_days
         for term, weight in item.vector.signature():
-            for other in self.index.get(term, ()):
-                if other.day < earliest:
-                    continue
+            postings = self.index.get(term, [])
+            for read, other in enumerate(reversed(postings)):
+                if other.day < earliest or read >= self.tuning.postings_per_term:
+                    break
                 overlap[other.case_id] += weight * other.vector.weights.get(term, 0.0)
                 found[other.case_id] = other
         ranked = sorted(overlap, key=lambda cid: -overlap[cid])[: self.tuning.candidates]

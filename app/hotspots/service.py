@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     bindparam,
-    case,
     desc,
     exists,
     false,
@@ -30,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -220,21 +220,35 @@ async def group_pending(session: AsyncSession, now: datetime, settings: Settings
 
 async def candidates(session: AsyncSession, item: Item, tuning: Tuning) -> list[Item]:
     """The grouped cases sharing the item's strongest terms within the window, the
-    strongest overlap first: one index range per term."""
+    strongest overlap first: one bounded index range per term."""
     signature = item.vector.signature()
     if not signature:
         return []
-    weights = {term: weight for term, weight in signature}
-    overlap = func.sum(
-        HotspotSignature.weight * case(weights, value=HotspotSignature.term, else_=0.0)
-    ).label("overlap")
-    top = (
-        select(HotspotSignature.case_id, overlap)
-        .where(
-            col(HotspotSignature.term).in_(list(weights)),
-            col(HotspotSignature.day).between(item.day - tuning.window_days, item.day + 1),
+    # Each term's postings are read newest first, at most `postings_per_term` of them:
+    # an index range scan whose length does not grow with the number of cases stored, even
+    # for a term every tenth report uses.
+    postings = union_all(
+        *(
+            select(
+                select(
+                    HotspotSignature.case_id,
+                    (col(HotspotSignature.weight) * weight).label("w"),
+                )
+                .where(
+                    HotspotSignature.term == term,
+                    col(HotspotSignature.day).between(item.day - tuning.window_days, item.day + 1),
+                )
+                .order_by(desc(col(HotspotSignature.day)), desc(col(HotspotSignature.case_id)))
+                .limit(tuning.postings_per_term)
+                .subquery()
+            )
+            for term, weight in signature
         )
-        .group_by(HotspotSignature.case_id)
+    ).subquery()
+    overlap = func.sum(postings.c.w).label("overlap")
+    top = (
+        select(postings.c.case_id, overlap)
+        .group_by(postings.c.case_id)
         .order_by(desc("overlap"))
         .limit(tuning.candidates)
         .subquery()
