@@ -16,14 +16,7 @@ from app.cases.access import CaseAccess, scope_filter
 from app.cases.models import OPEN_STATUSES, Case
 from app.core.config import Settings
 from app.hotspots import service as hotspot_service
-
-
-def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    r = 6_371_000.0
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(math.sqrt(a))
+from app.hotspots.grouping import distance_m
 
 
 @dataclass(frozen=True, slots=True)

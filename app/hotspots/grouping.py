@@ -17,6 +17,7 @@ in the database for the sweep (`service.group_pending`) and in memory for a regr
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -40,10 +41,10 @@ class Tuning:
     other_category_factor: float = 0.85
     merge_threshold: float = 0.36
     window_days: int = 90
-    candidates: int = 40
+    candidates: int = 20
     # Postings read per signature term, newest first: the candidate search stays bounded
     # however many cases are stored.
-    postings_per_term: int = 400
+    postings_per_term: int = 100
 
 
 @dataclass(slots=True)
@@ -130,9 +131,7 @@ class Centre:
         nb = math.sqrt(sum(w * w for w in b.values()))
         if not na or not nb:
             return 0.0
-        if len(a) > len(b):
-            a, b = b, a
-        return sum(w * b.get(t, 0.0) for t, w in a.items()) / (na * nb)
+        return sum(a[t] * b[t] for t in a.keys() & b.keys()) / (na * nb)
 
     def as_place(self) -> Item:
         lat = self.lat_sum / self.points if self.points else None
@@ -199,7 +198,8 @@ class Grouper:
 
     tuning: Tuning = field(default_factory=Tuning)
     next_id: int = 1
-    index: dict[int, list[Item]] = field(default_factory=lambda: defaultdict(list))
+    # term → (item, its weight of the term), in arrival order
+    index: dict[int, list[tuple[Item, float]]] = field(default_factory=lambda: defaultdict(list))
     centres: dict[int, Centre] = field(default_factory=dict)
     # merged hotspot → the one it went into (followed to the end by `resolve`)
     merged: dict[int, int] = field(default_factory=dict)
@@ -214,15 +214,18 @@ class Grouper:
         overlap: dict[int, float] = defaultdict(float)
         found: dict[int, Item] = {}
         earliest = item.day - self.tuning.window_days
+        limit = self.tuning.postings_per_term
         for term, weight in item.vector.signature():
-            postings = self.index.get(term, [])
-            for read, other in enumerate(reversed(postings)):
-                if other.day < earliest or read >= self.tuning.postings_per_term:
+            postings = self.index.get(term)
+            if not postings:
+                continue
+            for other, other_weight in reversed(postings[-limit:]):
+                if other.day < earliest:
                     break
-                overlap[other.case_id] += weight * other.vector.weights.get(term, 0.0)
+                overlap[other.case_id] += weight * other_weight
                 found[other.case_id] = other
-        ranked = sorted(overlap, key=lambda cid: -overlap[cid])[: self.tuning.candidates]
-        return [found[cid] for cid in ranked]
+        ranked = heapq.nlargest(self.tuning.candidates, overlap.items(), key=lambda kv: kv[1])
+        return [found[cid] for cid, _ in ranked]
 
     def add(self, item: Item) -> int:
         """Place the item (a pinned one keeps its hotspot); answers its hotspot id."""
@@ -239,8 +242,8 @@ class Grouper:
                 self.centre(hotspot).absorb(self.centres.pop(other, Centre()))
             item.hotspot_id = hotspot
         self.centre(item.hotspot_id).add(item)
-        for term, _ in item.vector.signature():
-            self.index[term].append(item)
+        for term, weight in item.vector.signature():
+            self.index[term].append((item, weight))
         return item.hotspot_id
 
     def centre(self, hotspot: int) -> Centre:

@@ -41,6 +41,7 @@ from app.cases.models import Case, CaseCategory
 from app.core.clock import SHANGHAI
 from app.core.config import Settings
 from app.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.core.lookup import names_by_id
 from app.core.masking import mask_text
 from app.core.security import Principal, Role
 from app.hotspots.grouping import Centre, Grouper, Item, Tuning, decide, score
@@ -259,7 +260,8 @@ async def candidates(session: AsyncSession, item: Item, tuning: Tuning) -> list[
     return [_item(hc) for hc in rows.scalars()]
 
 
-def _item(hc: HotspotCase) -> Item:
+def _item(hc: Any) -> Item:
+    """An Item from a HotspotCase or a row of its table."""
     return Item(
         case_id=hc.case_id,
         vector=_vector(hc.terms),
@@ -435,17 +437,15 @@ async def regroup(session: AsyncSession, settings: Settings, now: datetime) -> R
     started = time.perf_counter()
     tuning = tuning_of(settings)
     since = now - timedelta(days=tuning.window_days)
+    # Plain rows, not ORM objects: a hundred thousand of them load several times faster.
+    table = HotspotCase.__table__  # type: ignore[attr-defined]
     rows = (
-        (
-            await session.execute(
-                select(HotspotCase)
-                .where(col(HotspotCase.created_at) >= since)
-                .order_by(col(HotspotCase.created_at), col(HotspotCase.case_id))
-            )
+        await session.execute(
+            select(table)
+            .where(table.c.created_at >= since)
+            .order_by(table.c.created_at, table.c.case_id)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
     excluded: dict[int, set[int]] = defaultdict(set)
     for case_id, hotspot_id in (
         await session.execute(select(HotspotExclusion.case_id, HotspotExclusion.hotspot_id))
@@ -995,22 +995,11 @@ async def _names(
     units: Iterable[int],
     regions: Iterable[int],
 ) -> dict[str, dict[int, str]]:
-    out: dict[str, dict[int, str]] = {}
-    for key, model, ids in (
-        ("category", CaseCategory, categories),
-        ("unit", Unit, units),
-        ("region", Region, regions),
-    ):
-        wanted = sorted(set(ids))
-        found = (
-            await session.execute(
-                select(model.id, model.name).where(col(model.id).in_(wanted))  # type: ignore[attr-defined]
-            )
-            if wanted
-            else None
-        )
-        out[key] = dict(found.all()) if found is not None else {}  # type: ignore[arg-type]
-    return out
+    return {
+        "category": await names_by_id(session, CaseCategory, categories),
+        "unit": await names_by_id(session, Unit, units),
+        "region": await names_by_id(session, Region, regions),
+    }
 
 
 async def hotspot_case_ids(session: AsyncSession, hotspot_id: int) -> list[int]:

@@ -203,9 +203,7 @@ class Vector:
 
     def cosine(self, other: Vector) -> float:
         a, b = self.weights, other.weights
-        if len(a) > len(b):
-            a, b = b, a
-        return sum(w * b[t] for t, w in a.items() if t in b)
+        return sum(a[t] * b[t] for t in a.keys() & b.keys())
 
     def signature(self, size: int = SIGNATURE_TERMS) -> list[tuple[int, float]]:
         ranked = sorted(self.weights.items(), key=lambda kv: (-kv[1], kv[0]))

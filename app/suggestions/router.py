@@ -13,6 +13,7 @@ from app.core.clock import local_now, utcnow
 from app.core.db import SessionDep
 from app.core.deps import CurrentPrincipal, DeputyPrincipal, SettingsDep, StaffPrincipal
 from app.core.errors import Conflict, Forbidden, problem_responses
+from app.core.lookup import names_by_id
 from app.core.pagination import Page, PageDep, fetch_page
 from app.core.security import Role
 from app.core.types import MAX_ID
@@ -65,18 +66,9 @@ async def _access(
 AccessDep = Annotated[SuggestionAccess, Depends(_access)]
 
 
-async def _names(session: SessionDep, model: type, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(model.id, model.name).where(col(model.id).in_(sorted(ids)))  # type: ignore[attr-defined]
-    )
-    return {int(i): str(n) for i, n in rows.all()}
-
-
 async def _publics(session: SessionDep, items: list[Suggestion]) -> list[SuggestionPublic]:
-    deputies = await _names(session, Deputy, {s.deputy_id for s in items})
-    units = await _names(session, Unit, {s.lead_unit_id for s in items if s.lead_unit_id})
+    deputies = await names_by_id(session, Deputy, {s.deputy_id for s in items})
+    units = await names_by_id(session, Unit, {s.lead_unit_id for s in items if s.lead_unit_id})
     counts = await service.case_counts(session, [s.id for s in items if s.id])
     return [
         SuggestionPublic(
@@ -126,8 +118,8 @@ async def _detail(
             )
         ).scalars()
     )
-    deputies = await _names(session, Deputy, set(co_signer_ids))
-    units = await _names(session, Unit, set(co_unit_ids) | {c.unit_id for c in consultations})
+    deputies = await names_by_id(session, Deputy, set(co_signer_ids))
+    units = await names_by_id(session, Unit, set(co_unit_ids) | {c.unit_id for c in consultations})
     events = (
         await session.execute(
             select(SuggestionEvent)

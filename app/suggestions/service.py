@@ -33,6 +33,7 @@ from app.core.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from app.core.lookup import names_by_id
 from app.core.masking import mask_text
 from app.core.security import Principal, Role
 from app.hotspots import service as hotspot_service
@@ -328,20 +329,11 @@ async def _check_co_signers(
 async def _names(
     session: AsyncSession, *, regions: set[int], units: set[int], categories: set[int]
 ) -> dict[str, dict[int, str]]:
-    out: dict[str, dict[int, str]] = {}
-    for key, model, ids in (
-        ("region", Region, regions),
-        ("unit", Unit, units),
-        ("category", CaseCategory, categories),
-    ):
-        if not ids:
-            out[key] = {}
-            continue
-        rows = await session.execute(
-            select(model.id, model.name).where(col(model.id).in_(sorted(ids)))  # type: ignore[attr-defined]
-        )
-        out[key] = {int(i): str(n) for i, n in rows.all()}
-    return out
+    return {
+        "region": await names_by_id(session, Region, regions),
+        "unit": await names_by_id(session, Unit, units),
+        "category": await names_by_id(session, CaseCategory, categories),
+    }
 
 
 async def edit_draft(
