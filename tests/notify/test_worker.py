@@ -96,6 +96,7 @@ def test_domain_sweeps_are_registered() -> None:
         "cases.purge_submission_keys",
         "identity.purge_refresh_tokens",
         "integrations.purge_key_windows",
+        "hotspots.group_new_cases",
     }
     assert all(s.interval_seconds > 0 for s in SWEEPS)
 
