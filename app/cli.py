@@ -75,6 +75,22 @@ async def run_worker(settings: Settings, once: bool) -> str:
         await db.dispose()
 
 
+async def regroup_hotspots(settings: Settings) -> str:
+    from app.core.clock import utcnow
+    from app.hotspots import service as hotspot_service
+
+    db = Database(settings)
+    try:
+        async with db.transaction() as session:
+            result = await hotspot_service.regroup(session, settings, utcnow())
+        return (
+            f"regrouped {result.cases} cases of the last {settings.hotspot_window_days} days "
+            f"into {result.hotspots} groups ({result.moved} moved) in {result.seconds:.1f} s"
+        )
+    finally:
+        await db.dispose()
+
+
 def migrate(config_path: Path | None) -> str:
     """`alembic upgrade head`; migrations/env.py holds a PostgreSQL advisory lock meanwhile,
     so replicas or jobs started together migrate one after the other."""
@@ -111,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("seed-demo", help="seed a demo district (idempotent)")
 
+    commands.add_parser(
+        "regroup-hotspots",
+        help="decide the hotspots of the window's cases again (keeps what staff split or merged)",
+    )
+
     worker = commands.add_parser("worker", help="deliver notifications and run sweeps")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     return parser
@@ -124,6 +145,8 @@ def _job(args: argparse.Namespace, settings: Settings) -> Callable[[], Awaitable
         return lambda: create_admin(settings, args.username, password)
     if args.command == "seed-demo":
         return lambda: seed_demo(settings)
+    if args.command == "regroup-hotspots":
+        return lambda: regroup_hotspots(settings)
     if args.command == "worker":
         from app.startup import refuse_unsafe_production
 
