@@ -318,8 +318,9 @@ async def speed(db: Database, url: str, settings: Settings, total: int, reuse: b
         f"median {timings[len(timings) // 2]:.1f} ms, p95 {p95:.1f} ms per case"
     )
     started = time.perf_counter()
+    batch = settings.model_copy(update={"hotspot_batch_size": NEW_CASES})
     async with db.transaction() as session:
-        n = await hotspot_service.group_pending(session, datetime.now(UTC), settings)
+        n = await hotspot_service.group_pending(session, datetime.now(UTC), batch)
     seconds = time.perf_counter() - started
     log(f"{n} new cases in one sweep (as the worker runs it): {1000 * seconds / n:.1f} ms per case")
     started = time.perf_counter()

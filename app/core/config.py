@@ -225,7 +225,7 @@ class Settings(BaseSettings):
     # Only reports this recent are compared (days).
     hotspot_window_days: int = Field(default=90, ge=1, le=3650)
     # Cases the worker groups per run (it runs every few seconds).
-    hotspot_batch_size: int = Field(default=500, ge=1, le=10_000)
+    hotspot_batch_size: int = Field(default=100, ge=1, le=10_000)
     # Lists show hotspots of at least this many cases unless asked otherwise.
     hotspot_min_cases: int = Field(default=2, ge=1, le=1000)
 

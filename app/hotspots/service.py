@@ -7,7 +7,9 @@ inverted index (`hotspot_signature`: the same strong terms within the time windo
 range per term), decides with `grouping.decide`, and writes its row, its signature and the
 hotspot's new centre. Hotspot rows are locked (`FOR UPDATE`) before their centre is rewritten,
 and a hotspot merged meanwhile is followed to where it went, so a staff merge or split racing
-the sweep is settled by the database.
+the sweep is settled by the database. The sweep runs under the worker's lease; should two runs
+overlap anyway, a case's primary key in `hotspot_case` lets only one of them group it (the
+other's transaction fails and its sweep is tried again).
 """
 
 from __future__ import annotations
