@@ -332,3 +332,22 @@ async def test_grouping_quality_on_a_labelled_set(
     assert true_pairs == 702
     assert precision >= 0.9, (precision, recall)
     assert recall >= 0.65, (precision, recall)
+
+
+async def test_the_worker_groups_new_cases(
+    client: httpx.AsyncClient, factory: Factory, world: World, db: Database, settings: Settings
+) -> None:
+    """One pass of the real worker (its lease, its sweep list) groups what was submitted."""
+    from app.notify.worker import run_worker_forever
+    from app.wechat.gateway import WeChatGateway
+
+    for title, content in STREETLIGHT:
+        await submit_as(client, factory, world, title=title, content=content)
+    assert (await client.get("/hotspots", headers=world.staff.headers)).json()["total"] == 0
+    gateway = WeChatGateway(settings, db)
+    try:
+        await run_worker_forever(db, settings, once=True, gateway=gateway)
+    finally:
+        await gateway.close()
+    listing = (await client.get("/hotspots", headers=world.staff.headers)).json()
+    assert [h["case_count"] for h in listing["items"]] == [3]
