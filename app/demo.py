@@ -474,7 +474,11 @@ async def seed_demo_hotspots(db: Database) -> str:
     async with db.transaction() as session:
         deputy = (await session.execute(select(Deputy).where(Deputy.name == "王建国"))).scalar_one()
         user = (
-            await session.execute(select(User).where(User.openid == DEMO_DEPUTY_OPENID))
+            await session.execute(
+                select(User).where(
+                    (User.deputy_id == deputy.id) | (User.openid == DEMO_DEPUTY_OPENID)
+                )
+            )
         ).scalar_one_or_none()
         if user is None:
             user = User(
