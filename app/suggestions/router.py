@@ -212,7 +212,7 @@ async def create_suggestion(
     session: SessionDep, principal: DeputyPrincipal, body: SuggestionCreate, response: Response
 ) -> SuggestionDetail:
     """A deputy drafts a suggestion from a hotspot or from chosen cases (with co-signers:
-    other deputies' ids). The answer is the draft written from the cases — title, the
+    ids of deputies of a deputy group the author belongs to). The answer is the draft written from the cases — title, the
     problem with its counts, places, time span, residents' words masked, units involved —
     for the deputy to edit (PATCH) and submit."""
     suggestion = await service.create_draft(

@@ -36,6 +36,7 @@ from app.core.errors import (
 from app.core.lookup import names_by_id
 from app.core.masking import mask_text
 from app.core.security import Principal, Role
+from app.groups.models import DeputyGroupMember
 from app.hotspots import service as hotspot_service
 from app.identity.models import Deputy, User
 from app.notify import service as notify_service
@@ -302,8 +303,8 @@ async def create_draft(
 async def _check_co_signers(
     session: AsyncSession, author_deputy_id: int, co_signer_ids: Sequence[int]
 ) -> None:
-    """Co-signers are other active deputies (附议). Deputy groups are not modelled yet, so any
-    active deputy may co-sign."""
+    """Co-signers (附议) are other active deputies of a deputy group (代表小组) the author
+    belongs to."""
     wanted = sorted(set(co_signer_ids))
     if author_deputy_id in wanted:
         raise ValidationFailed(
@@ -311,18 +312,27 @@ async def _check_co_signers(
         )
     if not wanted:
         return
-    active = set(
+    my_groups = select(DeputyGroupMember.group_id).where(
+        DeputyGroupMember.deputy_id == author_deputy_id
+    )
+    fellows = set(
         (
             await session.execute(
-                select(Deputy.id).where(col(Deputy.id).in_(wanted), col(Deputy.is_active).is_(True))
+                select(Deputy.id)
+                .join(DeputyGroupMember, col(DeputyGroupMember.deputy_id) == Deputy.id)
+                .where(
+                    col(Deputy.id).in_(wanted),
+                    col(Deputy.is_active).is_(True),
+                    col(DeputyGroupMember.group_id).in_(my_groups),
+                )
             )
         ).scalars()
     )
-    unknown = [d for d in wanted if d not in active]
-    if unknown:
+    strangers = [d for d in wanted if d not in fellows]
+    if strangers:
         raise ValidationFailed(
-            "附议代表不存在或已停用",
-            errors=_field_error("body.co_signer_ids", f"unknown deputies: {unknown}"),
+            "附议代表须是与您同一代表小组的在任代表",
+            errors=_field_error("body.co_signer_ids", f"not in your groups: {strangers}"),
         )
 
 

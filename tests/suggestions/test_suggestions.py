@@ -48,6 +48,17 @@ async def _post(
     return response.json()  # type: ignore[no-any-return]
 
 
+async def _group_mate(factory: Factory, world: World) -> Any:
+    """A deputy in a deputy group (代表小组) with the world's deputy: one who may co-sign."""
+    from app.groups.models import DeputyGroup, DeputyGroupMember
+
+    mate = await factory.deputy(world.d.community_a)
+    group = await factory.add(DeputyGroup(name=f"小组{mate.id}", region_id=world.d.community_a.id))
+    for deputy_id in (world.deputy.deputy_id, mate.id):
+        await factory.add(DeputyGroupMember(group_id=group.id, deputy_id=deputy_id))
+    return mate
+
+
 async def _count(db: Database, model: Any) -> int:
     async with db.transaction(write=False) as session:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
@@ -78,7 +89,7 @@ async def test_from_hotspot_to_evaluation_and_residents_hear_the_answer(
     cases = await _cases(client, factory, world)
     await group(db, settings)
     hotspot = (await client.get("/hotspots", headers=world.deputy.headers)).json()["items"][0]
-    co_signer = await factory.deputy(world.d.community_a)
+    co_signer = await _group_mate(factory, world)
 
     draft = await _post(
         client,
@@ -316,6 +327,8 @@ async def test_bad_input_is_refused_and_changes_nothing(
         ({"case_ids": [999999]}, 422),
         ({"case_ids": ids, "co_signer_ids": [world.deputy.deputy_id]}, 422),
         ({"case_ids": ids, "co_signer_ids": [999999]}, 422),
+        # A deputy outside the author's groups may not co-sign.
+        ({"case_ids": ids, "co_signer_ids": [(await factory.deputy(world.d.community_a)).id]}, 422),
         ({"hotspot_id": 999999}, 404),
         ({"case_ids": ids, "title": "x"}, 422),
     ):
@@ -399,7 +412,7 @@ async def test_suggestions_enter_the_duty_archive(
     from app.core.clock import local_now
 
     cases = await _cases(client, factory, world)
-    co_deputy = await factory.deputy(world.d.community_a)
+    co_deputy = await _group_mate(factory, world)
     draft = await _post(
         client,
         world.deputy,
