@@ -811,18 +811,20 @@ async def merge(
                 {"field": "body.into_hotspot_id", "message": "same hotspot", "type": "value_error"}
             ],
         )
-    target = await session.get(Hotspot, into_id)
-    if target is not None and target.status == HotspotStatus.merged:
-        raise Conflict("要并入的热点已被合并，请刷新后重试", code="hotspot_merged")
+    # Both rows are locked first (in id order), so what follows reads them as they are once
+    # any merge racing this one has committed.
+    assert source.id is not None
+    locked = await _locked_hotspots(session, [source.id, into_id])
+    if into_id not in locked:
+        raise NotFound("未找到要并入的热点", code="not_found")
+    src, dst = locked[source.id], locked[into_id]
+    if src.status != HotspotStatus.active or dst.status != HotspotStatus.active:
+        raise Conflict("热点已被合并，请刷新后重试", code="hotspot_merged")
     target_visible = (
         await session.execute(select(Hotspot.id).where(Hotspot.id == into_id, visible(paths)))
     ).scalar_one_or_none()
     if target_visible is None:
         raise NotFound("未找到要并入的热点", code="not_found")
-    locked = await _locked_hotspots(session, [source.id, into_id])  # type: ignore[list-item]
-    src, dst = locked[source.id], locked[into_id]  # type: ignore[index]
-    if src.status != HotspotStatus.active or dst.status != HotspotStatus.active:
-        raise Conflict("热点已被合并，请刷新后重试", code="hotspot_merged")
     await session.execute(
         update(HotspotCase)
         .where(col(HotspotCase.hotspot_id).in_([src.id, dst.id]))
