@@ -34,6 +34,7 @@ from sqlmodel import SQLModel  # noqa: E402
 
 import app.models  # noqa: E402,F401
 from app.core.config import Settings  # noqa: E402
+from app.core.sorting import pinyin_key  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.org.models import Region, RegionLevel, Station, StationKind  # noqa: E402
 
@@ -62,6 +63,7 @@ async def seed(app_db: object, count: int, rng: random.Random) -> None:
                 {
                     "kind": kinds[i % len(kinds)],
                     "name": f"联络站{i:05d}",
+                    "name_sort": pinyin_key(f"联络站{i:05d}"),
                     "region_id": region.id,
                     "latitude": lat,
                     "longitude": lng,

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Index, text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from app.core.models import created_at_field, enum_field, timestamp_field
+from app.core.models import created_at_field, enum_field, name_sort_field, timestamp_field
+from app.core.sorting import keep_name_sort
 
 
 class CaseStatus(StrEnum):
@@ -82,11 +83,15 @@ class CaseCategory(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=40, unique=True)
     name: str = Field(max_length=50)
+    name_sort: str = name_sort_field(50)
     description: str | None = Field(default=None, max_length=200)
     # Working days (China's official calendar) a unit gets by default.
     default_deadline_days: int = Field(default=10)
     sort_order: int = Field(default=0)
     is_active: bool = Field(default=True)
+
+
+keep_name_sort(CaseCategory)
 
 
 class Case(SQLModel, table=True):

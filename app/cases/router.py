@@ -79,6 +79,7 @@ from app.core.errors import (
 from app.core.masking import mask_name, mask_phone, mask_text
 from app.core.pagination import CappedPage, PageDep, capped_count
 from app.core.security import Principal, Role
+from app.core.sorting import name_order
 from app.core.types import Id
 from app.hotspots import service as hotspot_service
 from app.identity.models import Deputy
@@ -167,11 +168,12 @@ def _etag(response: Response, case: Case) -> None:
 
 @router.get("/case-categories", response_model=list[CaseCategoryPublic])
 async def list_case_categories(session: SessionDep) -> list[CaseCategory]:
-    """Case categories (问题类别) with the default working days a unit gets. Public."""
+    """Case categories (问题类别) with the default working days a unit gets, in the order
+    staff set (`sort_order`), then in pinyin order of their names. Public."""
     rows = await session.execute(
         select(CaseCategory)
         .where(CaseCategory.is_active.is_(True))  # type: ignore[attr-defined]
-        .order_by(CaseCategory.sort_order, CaseCategory.id)  # type: ignore[arg-type]
+        .order_by(CaseCategory.sort_order, *name_order(CaseCategory))  # type: ignore[arg-type]
     )
     return list(rows.scalars())
 

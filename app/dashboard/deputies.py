@@ -21,6 +21,7 @@ from app.activities.models import ActivityAttendance, AttendanceStatus
 from app.cases.models import Case, CaseFollow
 from app.core.clock import SHANGHAI, local_now
 from app.core.pagination import PageParams
+from app.core.sorting import name_order
 from app.dashboard.deps import DateRange, RegionScope
 from app.dashboard.models import ManualAct
 from app.dashboard.schemas import DeputyActivity, DeputyStats
@@ -135,7 +136,7 @@ async def deputy_stats(
             await session.execute(
                 select(Deputy)
                 .where(*conditions)
-                .order_by(col(Deputy.name), col(Deputy.id))
+                .order_by(*name_order(Deputy))
                 .limit(page.limit)
                 .offset(page.offset)
             )

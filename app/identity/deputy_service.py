@@ -21,6 +21,7 @@ from sqlmodel import col
 from app.core.clock import utcnow
 from app.core.errors import Conflict, VersionConflict
 from app.core.security import Principal, Role, sha256_hex
+from app.core.sorting import name_order, with_name_sort
 from app.identity.deputy_schemas import (
     DeputyCreate,
     DeputyPublic,
@@ -96,7 +97,7 @@ async def list_deputies(
     offset: int,
     scope: Principal | None = None,
 ) -> tuple[Sequence[Deputy], int]:
-    """Deputies matching `filters`, by name; with `scope`, only those that principal
+    """Deputies matching `filters`, in pinyin order of their names; with `scope`, only those that principal
     manages."""
     conds = _conditions(filters)
     if scope is not None:
@@ -109,7 +110,7 @@ async def list_deputies(
             await session.execute(
                 select(Deputy)
                 .where(*conds)
-                .order_by(Deputy.name, Deputy.id)
+                .order_by(*name_order(Deputy))
                 .limit(limit)
                 .offset(offset)
             )
@@ -131,7 +132,7 @@ async def station_refs(
         select(DeputyStation.deputy_id, Station.id, Station.name, Station.kind)
         .join(Station, Station.id == DeputyStation.station_id)
         .where(col(DeputyStation.deputy_id).in_(ids))
-        .order_by(Station.name, Station.id)
+        .order_by(*name_order(Station))
     )
     if active_only:
         stmt = stmt.where(col(Station.is_active).is_(True))
@@ -293,7 +294,7 @@ async def update_deputy(
 ) -> Deputy:
     """Apply the sent fields if the deputy is still at `expected_version` (409
     `version_conflict` otherwise; one conditional UPDATE settles concurrent edits)."""
-    values = data.model_dump(exclude_unset=True, exclude={"version", "station_ids"})
+    values = with_name_sort(data.model_dump(exclude_unset=True, exclude={"version", "station_ids"}))
     if "region_id" in values and values["region_id"] != deputy.region_id:
         if values["region_id"] is not None:
             await org_service.region_or_field_error(session, values["region_id"], "body.region_id")

@@ -7,8 +7,9 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
-from app.core.models import created_at_field, enum_field, timestamp_field
+from app.core.models import created_at_field, enum_field, name_sort_field, timestamp_field
 from app.core.security import Role
+from app.core.sorting import keep_name_sort
 
 
 class DeputyLevel(StrEnum):
@@ -63,6 +64,7 @@ class Deputy(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=50)
+    name_sort: str = name_sort_field(50)
     level: DeputyLevel = enum_field(length=20)
     title: str | None = Field(default=None, max_length=100)  # 职务/工作单位
     gender: str | None = Field(default=None, max_length=10)
@@ -76,6 +78,9 @@ class Deputy(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
+
+
+keep_name_sort(Deputy)
 
 
 class DeputyStation(SQLModel, table=True):

@@ -41,6 +41,7 @@ from sqlmodel import col
 from app.core.clock import utcnow
 from app.core.errors import AppError, Conflict, ValidationFailed
 from app.core.security import Principal, Role
+from app.core.sorting import with_name_sort
 from app.groups import service as group_service
 from app.groups.models import DeputyGroup
 from app.identity import deputy_service
@@ -561,7 +562,7 @@ async def _apply(session: AsyncSession, plan: RowPlan) -> bool:
                 update(Deputy)
                 .where(Deputy.id == deputy.id, Deputy.version == deputy.version)
                 .values(
-                    **{k: plan.values[k] for k in plan.changed if k in plan.values},
+                    **with_name_sort({k: plan.values[k] for k in plan.changed if k in plan.values}),
                     version=Deputy.version + 1,
                     updated_at=utcnow(),
                 )

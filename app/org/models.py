@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from sqlmodel import Field, Index, SQLModel
 
-from app.core.models import created_at_field, enum_field, timestamp_field
+from app.core.models import created_at_field, enum_field, name_sort_field, timestamp_field
+from app.core.sorting import keep_name_sort
 
 
 class RegionLevel(StrEnum):
@@ -41,6 +42,7 @@ class UnitKind(StrEnum):
 class Region(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
+    name_sort: str = name_sort_field(100)
     level: RegionLevel = enum_field(length=20)
     parent_id: int | None = Field(default=None, foreign_key="region.id", index=True)
     # Materialized path "/1/4/9/": a subtree is one indexed prefix match.
@@ -55,6 +57,7 @@ class Station(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     kind: StationKind = enum_field(length=30, index=True)
     name: str = Field(max_length=100)
+    name_sort: str = name_sort_field(100)
     region_id: int = Field(foreign_key="region.id", index=True)
     address: str | None = Field(default=None, max_length=255)
     latitude: float | None = None
@@ -75,9 +78,14 @@ class Station(SQLModel, table=True):
 class Unit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
+    name_sort: str = name_sort_field(100)
     kind: UnitKind = enum_field(UnitKind.government, length=30)
     region_id: int | None = Field(default=None, foreign_key="region.id", index=True)
     contact_name: str | None = Field(default=None, max_length=50)
     contact_phone: str | None = Field(default=None, max_length=30)
     is_active: bool = Field(default=True)
     created_at: datetime = created_at_field()
+
+
+for _model in (Region, Station, Unit):
+    keep_name_sort(_model)

@@ -44,6 +44,7 @@ from sqlmodel import col
 from app.core.clock import utcnow
 from app.core.errors import Conflict, Forbidden, ValidationFailed, VersionConflict
 from app.core.security import Principal, Role
+from app.core.sorting import name_order, region_tree_key, with_name_sort
 from app.identity.models import Deputy, DeputyStation
 from app.org.models import Region, RegionLevel, Station, StationKind, Unit
 from app.org.schemas import RegionCreate, RegionUpdate, StationCreate, StationUpdate, UnitCreate
@@ -158,16 +159,27 @@ async def list_regions(
     root_id: int | None = None,
     level: RegionLevel | None = None,
 ) -> Sequence[Region]:
-    """Regions in tree order (a parent before its children). `parent_id`: its direct
-    children; `root_id`: that region and everything below it."""
-    stmt = select(Region).order_by(Region.path)
+    """Regions in tree order: a parent before its children, siblings in pinyin order of
+    their names. `parent_id`: its direct children; `root_id`: that region and everything
+    below it."""
+    stmt = select(Region)
     if parent_id is not None:
         stmt = stmt.where(Region.parent_id == parent_id)
     if root_id is not None:
         stmt = stmt.where(col(Region.id).in_(region_subtree_select(root_id)))
     if level is not None:
         stmt = stmt.where(Region.level == level)
-    return (await session.execute(stmt)).scalars().all()
+    regions = (await session.execute(stmt)).scalars().all()
+    keys = {r.id: (r.name_sort, r.name, r.id) for r in regions}
+    missing = {
+        int(part) for r in regions for part in r.path.strip("/").split("/") if part
+    } - keys.keys()
+    if missing:  # ancestors outside the filter still place their subtrees
+        rows = await session.execute(
+            select(Region.id, Region.name_sort, Region.name).where(col(Region.id).in_(missing))
+        )
+        keys.update({rid: (key, name, rid) for rid, key, name in rows.all()})
+    return sorted(regions, key=lambda r: region_tree_key(r.path, keys))  # type: ignore[arg-type]
 
 
 async def _parent_for(session: AsyncSession, parent_id: int | None) -> Region | None:
@@ -361,7 +373,7 @@ async def search_stations(
 ) -> tuple[list[StationHit], int]:
     """Stations matching `filters`, one page of them and the total.
 
-    Without a position: ordered by name. With `lat`/`lng`: only stations within `radius_m`
+    Without a position: in pinyin order of the names. With `lat`/`lng`: only stations within `radius_m`
     metres, nearest first, each with `distance_m`. The database narrows the candidates with a
     bounding box on the indexed (latitude, longitude) pair, then filters and orders those by
     `squared_distance_deg` and returns only the page; the exact great-circle distance
@@ -378,7 +390,7 @@ async def search_stations(
                 select(Station, Region.name)
                 .join(Region, Region.id == Station.region_id)
                 .where(*conds)
-                .order_by(Station.name, Station.id)
+                .order_by(*name_order(Station))
                 .limit(limit)
                 .offset(offset)
             )
@@ -432,12 +444,12 @@ async def region_name(session: AsyncSession, region_id: int) -> str | None:
 
 
 async def station_deputies(session: AsyncSession, station_id: int) -> Sequence[Deputy]:
-    """Active deputies attached to the station (进站代表), by name."""
+    """Active deputies attached to the station (进站代表), in pinyin order of their names."""
     stmt = (
         select(Deputy)
         .join(DeputyStation, DeputyStation.deputy_id == Deputy.id)
         .where(DeputyStation.station_id == station_id, col(Deputy.is_active).is_(True))
-        .order_by(Deputy.name, Deputy.id)
+        .order_by(*name_order(Deputy))
     )
     return (await session.execute(stmt)).scalars().all()
 
@@ -473,7 +485,7 @@ async def update_station(
     """Apply the sent fields if the station is still at `expected_version`; one conditional
     UPDATE settles concurrent edits (exactly one of several edits of one version wins, the
     others get 409 `version_conflict`)."""
-    values = data.model_dump(exclude_unset=True, exclude={"version"})
+    values = with_name_sort(data.model_dump(exclude_unset=True, exclude={"version"}))
     if "region_id" in values and values["region_id"] != station.region_id:
         await region_or_field_error(session, values["region_id"])
         await ensure_region_in_scope(session, principal, values["region_id"])
@@ -535,7 +547,7 @@ async def list_units(
     rows = (
         (
             await session.execute(
-                select(Unit).where(where).order_by(Unit.name, Unit.id).limit(limit).offset(offset)
+                select(Unit).where(where).order_by(*name_order(Unit)).limit(limit).offset(offset)
             )
         )
         .scalars()

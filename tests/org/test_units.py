@@ -34,7 +34,8 @@ async def test_staff_see_units_of_their_subtree_ancestors_and_global(
     body = response.json()
     assert {u["id"] for u in body["items"]} == {district_unit.id, street_a_unit.id, global_unit.id}
     assert body["total"] == 3
-    assert [u["name"] for u in body["items"]] == sorted(u["name"] for u in body["items"])
+    # Pinyin order: jia jie dao, qu fa yuan, qu zhu jian wei.
+    assert [u["name"] for u in body["items"]] == ["甲街道办事处", "区法院", "区住建委"]
 
     with_inactive = (
         await client.get("/units", params={"include_inactive": True}, headers=street_staff.headers)
