@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.activities.models import Activity, ActivityQrMode
 from app.core.config import Settings
 from app.core.security import secrets_match
+from app.core.times import Timestamp
 from app.core.types import MAX_ID
 from app.presence.scene import (
     MAX_SCENE_LENGTH,
@@ -69,7 +70,7 @@ class ActivityCode(BaseModel):
     scene: str
     page: str
     env_version: str
-    expires_at: datetime | None = Field(default=None, description="Rotating codes only")
+    expires_at: Timestamp | None = Field(default=None, description="Rotating codes only")
 
 
 def _sign(settings: Settings, message: str) -> str:

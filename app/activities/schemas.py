@@ -16,6 +16,7 @@ from app.activities.models import (
     RsvpAnswer,
 )
 from app.attachments.schemas import AttachmentPublic
+from app.core.times import Timestamp
 from app.core.types import MAX_ID, Id
 from app.org.schemas import _Body
 
@@ -57,8 +58,8 @@ _CREATE_EXAMPLE: dict[str, Any] = {
     "kind": "inspection",
     "title": "江城街道老旧小区加装电梯视察",
     "content": "实地查看加装电梯进展，听取居民意见",
-    "starts_at": "2026-12-03T01:30:00Z",
-    "ends_at": "2026-12-03T04:00:00Z",
+    "starts_at": "2026-12-03T09:30:00+08:00",
+    "ends_at": "2026-12-03T12:00:00+08:00",
     "station_id": 12,
     "organiser": "江城街道人大工委",
     "group_id": 2,
@@ -66,7 +67,7 @@ _CREATE_EXAMPLE: dict[str, Any] = {
     "is_public": True,
     "signup_enabled": True,
     "capacity": 30,
-    "signup_deadline": "2026-12-02T10:00:00Z",
+    "signup_deadline": "2026-12-02T18:00:00+08:00",
     "qr_mode": "printed",
 }
 
@@ -125,8 +126,8 @@ class ActivityUpdate(_Body):
             "examples": [
                 {
                     "title": "江城街道加装电梯视察（改期）",
-                    "starts_at": "2026-12-04T01:30:00Z",
-                    "ends_at": "2026-12-04T04:00:00Z",
+                    "starts_at": "2026-12-04T09:30:00+08:00",
+                    "ends_at": "2026-12-04T12:00:00+08:00",
                 },
                 {"capacity": 40, "invite": {"deputy_ids": [21]}},
                 {"status": "cancelled"},
@@ -185,8 +186,8 @@ class ActivityPublic(BaseModel):
     kind_label: str | None
     title: str
     content: str | None
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Timestamp
+    ends_at: Timestamp
     region_id: int
     station_id: int | None
     group_id: int | None
@@ -199,7 +200,7 @@ class ActivityPublic(BaseModel):
     is_public: bool
     signup_enabled: bool
     capacity: int | None
-    signup_deadline: datetime | None
+    signup_deadline: Timestamp | None
     signed_up: int
     distance_m: float | None = None
     has_minutes: bool = False
@@ -227,7 +228,7 @@ class ActivityDetail(ActivityPublic):
         default=None, description="For who manages it: cases raised at the activity"
     )
     minutes: str | None = None
-    minutes_at: datetime | None = None
+    minutes_at: Timestamp | None = None
     minutes_photos: list[AttachmentPublic] = Field(default_factory=list)
 
 
@@ -260,7 +261,7 @@ class RsvpPublic(BaseModel):
                     "answer": "leave",
                     "reason": "出差在外地",
                     "leave_status": "pending",
-                    "answered_at": "2026-12-01T02:00:00Z",
+                    "answered_at": "2026-12-01T10:00:00+08:00",
                 }
             ]
         }
@@ -271,7 +272,7 @@ class RsvpPublic(BaseModel):
     answer: RsvpAnswer
     reason: str | None
     leave_status: LeaveStatus | None
-    answered_at: datetime | None
+    answered_at: Timestamp | None
 
 
 class ActivityCheckInBody(_Body):
@@ -307,7 +308,7 @@ class AttendancePublic(BaseModel):
                     "leave_reason": None,
                     "status": "present",
                     "source": "scan",
-                    "checked_in_at": "2026-12-03T01:25:10Z",
+                    "checked_in_at": "2026-12-03T09:25:10+08:00",
                     "distance_m": 42.3,
                 }
             ]
@@ -323,7 +324,7 @@ class AttendancePublic(BaseModel):
     # None: nothing recorded (yet); after the activity it counts as absent.
     status: AttendanceStatus | None
     source: AttendanceSource | None
-    checked_in_at: datetime | None
+    checked_in_at: Timestamp | None
     distance_m: float | None
 
 
@@ -333,7 +334,7 @@ class CorrectionPublic(BaseModel):
     to_status: AttendanceStatus
     reason: str
     by_user_id: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class AttendanceSheet(BaseModel):
@@ -354,7 +355,7 @@ class AttendanceSheet(BaseModel):
                             "leave_reason": None,
                             "status": "present",
                             "source": "scan",
-                            "checked_in_at": "2026-12-03T01:25:10Z",
+                            "checked_in_at": "2026-12-03T09:25:10+08:00",
                             "distance_m": 42.3,
                         }
                     ],
@@ -365,7 +366,7 @@ class AttendanceSheet(BaseModel):
                             "to_status": "present",
                             "reason": "手机没电，现场签到表为证",
                             "by_user_id": 4,
-                            "created_at": "2026-12-03T05:00:00Z",
+                            "created_at": "2026-12-03T13:00:00+08:00",
                         }
                     ],
                     "present": 6,
@@ -411,7 +412,7 @@ class CheckInResult(BaseModel):
                     "title": "江城街道加装电梯视察",
                     "deputy_id": 3,
                     "status": "present",
-                    "checked_in_at": "2026-12-03T01:25:10Z",
+                    "checked_in_at": "2026-12-03T09:25:10+08:00",
                     "distance_m": 42.3,
                     "repeat": False,
                 }
@@ -423,7 +424,7 @@ class CheckInResult(BaseModel):
     title: str
     deputy_id: int
     status: AttendanceStatus
-    checked_in_at: datetime | None
+    checked_in_at: Timestamp | None
     distance_m: float | None
     # True when this deputy's attendance was already recorded (a second scan).
     repeat: bool
@@ -437,7 +438,7 @@ class SignupPublic(BaseModel):
                     "activity_id": 7,
                     "signed_up": 13,
                     "capacity": 30,
-                    "created_at": "2026-11-30T02:00:00Z",
+                    "created_at": "2026-11-30T10:00:00+08:00",
                 }
             ]
         }
@@ -446,7 +447,7 @@ class SignupPublic(BaseModel):
     activity_id: int
     signed_up: int
     capacity: int | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class MinutesBody(_Body):

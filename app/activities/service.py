@@ -75,6 +75,7 @@ from app.core.db import dialect_insert
 from app.core.errors import Forbidden, NotFound, ValidationFailed
 from app.core.pagination import Page, PageParams, fetch_page
 from app.core.security import Principal, Role
+from app.core.times import api_time
 from app.dashboard.exports import cell
 from app.groups import service as group_service
 from app.identity.models import Deputy, DeputyStation, User
@@ -1007,7 +1008,7 @@ async def check_in(
     opens = activity.starts_at - timedelta(minutes=settings.activity_checkin_early_minutes)
     closes = activity.ends_at + timedelta(minutes=settings.activity_checkin_late_minutes)
     if not opens <= now <= closes:
-        raise ActivityNotOpen(opens_at=opens.isoformat(), closes_at=closes.isoformat())
+        raise ActivityNotOpen(opens_at=api_time(opens), closes_at=api_time(closes))
     if access.invitation is None:
         raise NotInvited()
     distance: float | None = None

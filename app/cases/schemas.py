@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.cases.models import CaseChannel, CaseStatus, RejectReason, Satisfaction
+from app.core.times import TimedJSON, Timestamp
 from app.core.types import Id, Version
 
 _TEXT_EXAMPLE = "小区东门路灯坏了一个多月，晚上老人出行很不方便，希望尽快修复。"
@@ -118,7 +118,7 @@ class CaseEventPublic(BaseModel):
                     "public_note": "已交办区城市管理局办理",
                     "internal_note": "请一周内现场查看",
                     "data": {"unit_id": 2, "deadline": "2026-10-10T23:59:59+08:00"},
-                    "created_at": "2026-09-30T02:00:00Z",
+                    "created_at": "2026-09-30T10:00:00+08:00",
                 }
             ]
         }
@@ -133,8 +133,11 @@ class CaseEventPublic(BaseModel):
     round: int
     public_note: str | None
     internal_note: str | None = Field(default=None, description="Staff and units only")
-    data: dict[str, object] = Field(default_factory=dict)
-    created_at: datetime
+    data: TimedJSON = Field(
+        default_factory=dict,
+        description="What the step set (`deadline`, `unit_id`, ...); times as everywhere",
+    )
+    created_at: Timestamp
 
 
 class CasePublic(BaseModel):
@@ -182,8 +185,8 @@ class CasePublic(BaseModel):
                     "resolved_at": None,
                     "content_flag": None,
                     "version": 2,
-                    "created_at": "2026-09-30T01:12:00Z",
-                    "updated_at": "2026-09-30T02:00:00Z",
+                    "created_at": "2026-09-30T09:12:00+08:00",
+                    "updated_at": "2026-09-30T10:00:00+08:00",
                 }
             ]
         }
@@ -212,7 +215,7 @@ class CasePublic(BaseModel):
     lead_unit: CaseUnitRef | None = None
     co_units: list[CaseUnitRef] = Field(default_factory=list)
     suggested_unit: CaseUnitRef | None = Field(default=None, description="Staff only")
-    deadline: datetime | None
+    deadline: Timestamp | None
     calendar_fallback: bool
     overdue: bool
     supervised_count: int
@@ -224,12 +227,12 @@ class CasePublic(BaseModel):
     satisfaction: Satisfaction | None
     rating_comment: str | None
     resolution: str | None
-    resolved_at: datetime | None
+    resolved_at: Timestamp | None
     content_flag: str | None = Field(default=None, description="Staff only: review/unchecked")
     following: bool = False
     version: int
-    created_at: datetime
-    updated_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
 
 
 class CaseDetail(CasePublic):
@@ -249,7 +252,7 @@ class SimilarCase(BaseModel):
                     "region_id": 4,
                     "distance_m": 120.5,
                     "similarity": 0.72,
-                    "created_at": "2026-11-20T02:15:00+00:00",
+                    "created_at": "2026-11-20T10:15:00+08:00",
                 }
             ]
         }
@@ -265,7 +268,7 @@ class SimilarCase(BaseModel):
     similarity: float | None = Field(
         default=None, description="How alike the wording, place and category are (0–1), when alike"
     )
-    created_at: datetime
+    created_at: Timestamp
 
 
 class SimilarQuery(BaseModel):
@@ -315,7 +318,7 @@ class AlreadyReported(BaseModel):
                     "status": "handling",
                     "status_text": "办理中",
                     "similarity": 0.71,
-                    "created_at": "2026-11-20T02:15:00+00:00",
+                    "created_at": "2026-11-20T10:15:00+08:00",
                 }
             ]
         }
@@ -326,7 +329,7 @@ class AlreadyReported(BaseModel):
     status: CaseStatus
     status_text: str
     similarity: float
-    created_at: datetime
+    created_at: Timestamp
 
 
 class _Versioned(BaseModel):
@@ -352,7 +355,7 @@ class CaseAssign(_Versioned):
     )
 
     unit_id: Id
-    deadline: datetime | None = Field(
+    deadline: Timestamp | None = Field(
         default=None, description="Default: the category's working days, official calendar"
     )
     co_unit_ids: list[Id] = Field(default_factory=list, max_length=10)
@@ -369,7 +372,7 @@ class CaseTransfer(_Versioned):
     )
 
     unit_id: Id
-    deadline: datetime | None = None
+    deadline: Timestamp | None = None
     co_unit_ids: list[Id] | None = Field(default=None, max_length=10)
     note: str | None = Field(default=None, max_length=1000)
     internal_note: str | None = Field(default=None, max_length=2000)
@@ -456,7 +459,7 @@ class CaseReopen(_Versioned):
     )
 
     reason: str = Field(min_length=2, max_length=1000)
-    deadline: datetime | None = Field(default=None, description="Staff only")
+    deadline: Timestamp | None = Field(default=None, description="Staff only")
 
 
 class CaseResolve(_Versioned):
@@ -479,7 +482,7 @@ class CaseUpdate(_Versioned):
     title: str | None = Field(default=None, min_length=2, max_length=100)
     category_id: Id | None = None
     region_id: Id | None = None
-    deadline: datetime | None = None
+    deadline: Timestamp | None = None
     note: str | None = Field(default=None, max_length=1000, description="Internal")
 
 
@@ -504,7 +507,7 @@ class RoutingRulePublic(BaseModel):
                     "category_id": 3,
                     "region_id": 2,
                     "unit_id": 2,
-                    "created_at": "2026-11-22T01:00:00+00:00",
+                    "created_at": "2026-11-22T09:00:00+08:00",
                 }
             ]
         },
@@ -514,7 +517,7 @@ class RoutingRulePublic(BaseModel):
     category_id: int
     region_id: int
     unit_id: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class DeputyCode(BaseModel):

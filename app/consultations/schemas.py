@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.attachments.schemas import AttachmentPublic
 from app.consultations.models import ConsultationStatus, Outcome
+from app.core.times import Timestamp
 from app.core.types import MAX_ID, Id
 from app.org.schemas import _Body
 
@@ -43,8 +43,8 @@ _EXAMPLE: dict[str, Any] = {
     ],
     "region_id": 1,
     "station_ids": [21],
-    "opens_at": "2026-12-01T00:00:00Z",
-    "closes_at": "2026-12-31T15:59:59Z",
+    "opens_at": "2026-12-01T08:00:00+08:00",
+    "closes_at": "2026-12-31T23:59:59+08:00",
     "attachment_ids": [61],
     "publish": True,
 }
@@ -88,7 +88,7 @@ class ConsultationUpdate(_Body):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"status": "published"}, {"closes_at": "2027-01-15T15:59:59Z"}]
+            "examples": [{"status": "published"}, {"closes_at": "2027-01-15T23:59:59+08:00"}]
         }
     )
 
@@ -122,11 +122,11 @@ class ConsultationPublic(BaseModel):
                     "summary": "本次修订重点完善业主大会制度……",
                     "region_id": 1,
                     "station_ids": [21],
-                    "opens_at": "2026-12-01T00:00:00Z",
-                    "closes_at": "2026-12-31T15:59:59Z",
+                    "opens_at": "2026-12-01T08:00:00+08:00",
+                    "closes_at": "2026-12-31T23:59:59+08:00",
                     "status": "published",
                     "is_open": True,
-                    "published_at": "2026-11-30T02:00:00Z",
+                    "published_at": "2026-11-30T10:00:00+08:00",
                     "outcomes_published_at": None,
                     "comments": 27,
                 }
@@ -140,12 +140,12 @@ class ConsultationPublic(BaseModel):
     summary: str | None
     region_id: int
     station_ids: list[int]
-    opens_at: datetime
-    closes_at: datetime
+    opens_at: Timestamp
+    closes_at: Timestamp
     status: ConsultationStatus
     is_open: bool = Field(description="Published and inside its comment window now")
-    published_at: datetime | None
-    outcomes_published_at: datetime | None
+    published_at: Timestamp | None
+    outcomes_published_at: Timestamp | None
     comments: int
 
 
@@ -158,7 +158,7 @@ class ConsultationDetail(ConsultationPublic):
                     "id": 3,
                     "status": "published",
                     "is_open": True,
-                    "published_at": "2026-11-30T02:00:00Z",
+                    "published_at": "2026-11-30T10:00:00+08:00",
                     "outcomes_published_at": None,
                     "comments": 27,
                     "attachments": [],
@@ -207,7 +207,7 @@ class CommentPublic(BaseModel):
                     "content_flag": None,
                     "outcome": "partly_adopted",
                     "outcome_note": "已在第十二条第二款吸收",
-                    "created_at": "2026-12-05T03:00:00Z",
+                    "created_at": "2026-12-05T11:00:00+08:00",
                 }
             ]
         }
@@ -223,7 +223,7 @@ class CommentPublic(BaseModel):
     content_flag: str | None
     outcome: Outcome | None
     outcome_note: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class OutcomeBody(_Body):
@@ -242,7 +242,7 @@ class PublishResult(BaseModel):
                 {
                     "consultation_id": 3,
                     "commenters": 88,
-                    "outcomes_published_at": "2027-01-10T02:00:00Z",
+                    "outcomes_published_at": "2027-01-10T10:00:00+08:00",
                 }
             ]
         }
@@ -250,7 +250,7 @@ class PublishResult(BaseModel):
 
     consultation_id: int
     commenters: int = Field(description="People told the outcome of their comments")
-    outcomes_published_at: datetime
+    outcomes_published_at: Timestamp
 
 
 class ContactPointStats(BaseModel):

@@ -42,6 +42,7 @@ from app.core.errors import AppError, Forbidden, InvalidTransition, NotFound, Va
 from app.core.masking import mask_name
 from app.core.pagination import PageParams
 from app.core.security import Principal, Role
+from app.core.times import api_time
 from app.identity.models import Deputy, User
 from app.notify import service as notify_service
 from app.org.models import Region, Station, StationKind
@@ -340,7 +341,7 @@ async def add_comment(
         raise Forbidden("仅限选民和代表提出意见")
     now = utcnow()
     if not is_open(c, now):
-        raise ConsultationClosed(opens_at=c.opens_at.isoformat(), closes_at=c.closes_at.isoformat())
+        raise ConsultationClosed(opens_at=api_time(c.opens_at), closes_at=api_time(c.closes_at))
     if body.article_no is not None and body.article_no not in {a["no"] for a in c.articles}:
         raise UnknownArticle(article_no=body.article_no)
     station_id = body.station_id
@@ -470,7 +471,7 @@ async def publish_outcomes(session: AsyncSession, c: Consultation) -> PublishRes
     if c.status != ConsultationStatus.published:
         raise InvalidTransition("草案尚未发布")
     if now < c.closes_at:
-        raise ConsultationStillOpen(closes_at=c.closes_at.isoformat())
+        raise ConsultationStillOpen(closes_at=api_time(c.closes_at))
     missing = (
         await session.execute(
             sa.select(sa.func.count()).where(

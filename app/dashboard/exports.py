@@ -30,8 +30,8 @@ from urllib.parse import quote
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select
 
-from app.core.clock import SHANGHAI
 from app.core.db import Database
+from app.core.times import api_time
 from app.dashboard.sql import REPORT_SETTINGS
 
 BATCH_ROWS = 1000
@@ -52,11 +52,12 @@ RowMapper = Callable[[Any], Sequence[Cell]]
 
 
 def cell(value: Any) -> Cell:
-    """A value as a spreadsheet shows it: times in Asia/Shanghai, enums by value."""
+    """A value as a spreadsheet shows it: times as every answer writes them (Asia/Shanghai,
+    `2026-06-10T09:05:00+08:00`), enums by value."""
     if value is None or isinstance(value, str | int | float):
         return value
     if isinstance(value, datetime):
-        return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        return api_time(value)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.times import Timestamp
 from app.core.types import Version
 from app.dashboard.models import ManualActKind
 
@@ -89,7 +90,7 @@ class ManualActPublic(BaseModel):
                     "location": "示例区甲街道",
                     "note": "区人大常委会组织",
                     "created_by_user_id": 3,
-                    "created_at": "2026-04-19T09:12:00Z",
+                    "created_at": "2026-04-19T17:12:00+08:00",
                     "updated_at": None,
                     "version": 1,
                 }
@@ -106,8 +107,8 @@ class ManualActPublic(BaseModel):
     location: str | None
     note: str | None
     created_by_user_id: int | None
-    created_at: datetime
-    updated_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
     version: int
 
 
@@ -384,7 +385,7 @@ class DeputyActivity(BaseModel):
     )
     suggestions_led: int = Field(default=0, description="Deputies' suggestions submitted as author")
     suggestions_cosigned: int = Field(default=0, description="Deputies' suggestions co-signed")
-    last_active_at: datetime | None = Field(description="Latest recorded act, any date")
+    last_active_at: Timestamp | None = Field(description="Latest recorded act, any date")
     inactive: bool = Field(
         description="No recorded act since `inactive_since`: a candidate for a talk (约谈)"
     )
@@ -421,7 +422,7 @@ class DeputyStats(BaseModel):
                             "wishes_claimed": 1,
                             "wishes_fulfilled": 1,
                             "manual_acts": 2,
-                            "last_active_at": "2026-11-28T02:10:00Z",
+                            "last_active_at": "2026-11-28T10:10:00+08:00",
                             "inactive": False,
                         }
                     ],
@@ -447,8 +448,8 @@ class ArchiveCheckIn(BaseModel):
     id: int
     station_id: int
     station_name: str
-    checked_in_at: datetime
-    checked_out_at: datetime | None
+    checked_in_at: Timestamp
+    checked_out_at: Timestamp | None
     hours: float | None = Field(description="null while open or when closed automatically")
     auto_closed: bool
     duty_slot_id: int | None = Field(description="The duty slot it attended, if any")
@@ -458,8 +459,8 @@ class ArchiveDutySlot(BaseModel):
     slot_id: int
     station_id: int
     station_name: str
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Timestamp
+    ends_at: Timestamp
     attended: bool
 
 
@@ -467,7 +468,7 @@ class ArchiveReception(BaseModel):
     id: int
     station_id: int
     station_name: str
-    received_at: datetime
+    received_at: Timestamp
     topic: str
     case_id: int | None = Field(description="The case the reception became, if any")
 
@@ -477,22 +478,22 @@ class ArchiveCase(BaseModel):
     number: str | None
     title: str
     status: str
-    created_at: datetime
-    fed_back_at: datetime | None
-    resolved_at: datetime | None
+    created_at: Timestamp
+    fed_back_at: Timestamp | None
+    resolved_at: Timestamp | None
     satisfaction: str | None = Field(
         description="satisfied / basically_satisfied / dissatisfied, null if not rated"
     )
-    followed_at: datetime | None = Field(default=None, description="Followed cases only")
+    followed_at: Timestamp | None = Field(default=None, description="Followed cases only")
 
 
 class ArchiveWish(BaseModel):
     id: int
     title: str
     status: str
-    claimed_at: datetime | None
-    fulfilled_at: datetime | None
-    completed_at: datetime | None
+    claimed_at: Timestamp | None
+    fulfilled_at: Timestamp | None
+    completed_at: Timestamp | None
     rating: int | None
     claimed_in_year: bool
     fulfilled_in_year: bool
@@ -542,7 +543,7 @@ class ArchiveActivity(BaseModel):
     kind: str
     kind_label: str | None
     title: str
-    starts_at: datetime
+    starts_at: Timestamp
     status: str = Field(description="present, excused or absent")
     source: str | None = Field(description="scan, staff, or null when derived (leave, absence)")
 
@@ -553,7 +554,7 @@ class ArchiveReport(BaseModel):
     report_id: int
     year: int
     title: str
-    published_at: datetime | None
+    published_at: Timestamp | None
     total: int = Field(description="Evaluations")
     satisfied: int
     basically_satisfied: int
@@ -568,7 +569,7 @@ class ArchiveConsultationComment(BaseModel):
     consultation_id: int
     title: str
     article_no: int | None
-    created_at: datetime
+    created_at: Timestamp
     outcome: str | None
 
 
@@ -599,8 +600,8 @@ class Archive(BaseModel):
                             "id": 301,
                             "station_id": 4,
                             "station_name": "甲社区代表联络站",
-                            "checked_in_at": "2026-06-10T01:05:00Z",
-                            "checked_out_at": "2026-06-10T03:35:00Z",
+                            "checked_in_at": "2026-06-10T09:05:00+08:00",
+                            "checked_out_at": "2026-06-10T11:35:00+08:00",
                             "hours": 2.5,
                             "auto_closed": False,
                             "duty_slot_id": 88,
@@ -611,8 +612,8 @@ class Archive(BaseModel):
                             "slot_id": 88,
                             "station_id": 4,
                             "station_name": "甲社区代表联络站",
-                            "starts_at": "2026-06-10T01:00:00Z",
-                            "ends_at": "2026-06-10T04:00:00Z",
+                            "starts_at": "2026-06-10T09:00:00+08:00",
+                            "ends_at": "2026-06-10T12:00:00+08:00",
                             "attended": True,
                         }
                     ],
@@ -621,7 +622,7 @@ class Archive(BaseModel):
                             "id": 51,
                             "station_id": 4,
                             "station_name": "甲社区代表联络站",
-                            "received_at": "2026-06-10T02:00:00Z",
+                            "received_at": "2026-06-10T10:00:00+08:00",
                             "topic": "停车难",
                             "case_id": 1024,
                         }
@@ -632,9 +633,9 @@ class Archive(BaseModel):
                             "number": "20260610-1024",
                             "title": "小区停车难",
                             "status": "resolved",
-                            "created_at": "2026-06-10T02:10:00Z",
-                            "fed_back_at": "2026-06-15T08:00:00Z",
-                            "resolved_at": "2026-06-16T01:00:00Z",
+                            "created_at": "2026-06-10T10:10:00+08:00",
+                            "fed_back_at": "2026-06-15T16:00:00+08:00",
+                            "resolved_at": "2026-06-16T09:00:00+08:00",
                             "satisfaction": "satisfied",
                             "followed_at": None,
                         }

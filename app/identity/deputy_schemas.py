@@ -7,12 +7,12 @@ staff view (`DeputyRosterEntry`) does.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.times import Timestamp
 from app.core.types import Id, Version
 from app.identity.models import DeputyLevel
 from app.org.models import StationKind
@@ -178,8 +178,8 @@ class DeputyDetail(DeputyPublic):
                             "date": "2026-11-25",
                             "start_time": "09:00:00",
                             "end_time": "12:00:00",
-                            "starts_at": "2026-11-25T01:00:00+00:00",
-                            "ends_at": "2026-11-25T04:00:00+00:00",
+                            "starts_at": "2026-11-25T09:00:00+08:00",
+                            "ends_at": "2026-11-25T12:00:00+08:00",
                             "note": None,
                         }
                     ],
@@ -206,8 +206,8 @@ class DeputyRosterEntry(DeputyPublic):
                     "is_active": True,
                     "version": 2,
                     "bound": False,
-                    "created_at": "2026-03-01T08:00:00Z",
-                    "updated_at": "2026-03-02T08:00:00Z",
+                    "created_at": "2026-03-01T16:00:00+08:00",
+                    "updated_at": "2026-03-02T16:00:00+08:00",
                 }
             ]
         }
@@ -217,8 +217,8 @@ class DeputyRosterEntry(DeputyPublic):
     is_active: bool
     version: int
     bound: bool = Field(description="A WeChat account is bound to this deputy")
-    created_at: datetime
-    updated_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
 
 
 class BindingCodeIssued(BaseModel):
@@ -230,7 +230,7 @@ class BindingCodeIssued(BaseModel):
                 {
                     "deputy_id": 7,
                     "code": "K7MQ4TXP",
-                    "expires_at": "2026-11-25T08:00:00Z",
+                    "expires_at": "2026-11-25T16:00:00+08:00",
                 }
             ]
         }
@@ -238,7 +238,7 @@ class BindingCodeIssued(BaseModel):
 
     deputy_id: int
     code: str = Field(description="8 characters without 0/O/1/I/L; case-insensitive")
-    expires_at: datetime
+    expires_at: Timestamp
 
 
 # Roster import ------------------------------------------------------------------------------

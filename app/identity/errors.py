@@ -17,6 +17,7 @@ from app.core.errors import (
     ValidationFailed,
     _title,
 )
+from app.core.times import api_time
 
 # Logins and tokens.
 
@@ -51,7 +52,7 @@ class AccountLocked(AppError):
         super().__init__(
             f"登录失败次数过多，账号已锁定，请于 {local} 后再试",
             headers={"Retry-After": str(seconds)},
-            locked_until=locked_until.isoformat(),
+            locked_until=api_time(locked_until),
         )
 
 
@@ -168,7 +169,7 @@ def documented(*errors: type[AppError] | int) -> dict[int | str, dict[str, Any]]
             "detail": detail,
         }
         if code == "account_locked":
-            example["locked_until"] = "2026-11-22T08:15:00+00:00"
+            example["locked_until"] = "2026-11-22T16:15:00+08:00"
         by_status.setdefault(status, {})[code] = {"value": example}
     return {
         status: {

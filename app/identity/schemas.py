@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,6 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, 
 from app.core.clock import utcnow
 from app.core.masking import mask_phone
 from app.core.security import Role
+from app.core.times import Timestamp
 from app.core.types import Id
 from app.identity.models import Deputy, User
 
@@ -20,7 +20,7 @@ USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$"
 # Roles an admin creates with a password; residents and deputies come through WeChat.
 PasswordRole = Literal["staff", "unit", "admin"]
 
-_SAMPLE_TIME = "2026-11-22T08:00:00+00:00"
+_SAMPLE_TIME = "2026-11-22T16:00:00+08:00"
 
 
 def _strip(value: str | None) -> str | None:
@@ -84,13 +84,13 @@ class MePublic(BaseModel):
     nickname: str | None = Field(default=None, examples=["小李"])
     avatar_url: str | None = Field(default=None, examples=["https://example.com/avatar/42.png"])
     phone: str | None = Field(default=None, examples=["13800138000"])
-    phone_verified_at: datetime | None = Field(default=None, examples=[_SAMPLE_TIME])
+    phone_verified_at: Timestamp | None = Field(default=None, examples=[_SAMPLE_TIME])
     region_id: int | None = Field(default=None, examples=[None])
     unit_id: int | None = Field(default=None, examples=[None])
     deputy_id: int | None = Field(default=None, examples=[None])
     deputy: DeputyBrief | None = None
-    created_at: datetime = Field(examples=[_SAMPLE_TIME])
-    last_login_at: datetime | None = Field(default=None, examples=[_SAMPLE_TIME])
+    created_at: Timestamp = Field(examples=[_SAMPLE_TIME])
+    last_login_at: Timestamp | None = Field(default=None, examples=[_SAMPLE_TIME])
 
     @classmethod
     def of(cls, user: User, deputy: Deputy | None = None) -> MePublic:
@@ -194,7 +194,7 @@ class DeputyMatch(BaseModel):
 
 class PhoneVerifyResponse(BaseModel):
     phone: str = Field(examples=["13800138000"])
-    phone_verified_at: datetime = Field(examples=[_SAMPLE_TIME])
+    phone_verified_at: Timestamp = Field(examples=[_SAMPLE_TIME])
     deputy_match: DeputyMatch | None = Field(
         default=None,
         description="Present when the phone matches exactly one unbound roster deputy and "
@@ -299,10 +299,10 @@ class UserAdminPublic(BaseModel):
     unit_id: int | None = Field(default=None, examples=[None])
     deputy_id: int | None = Field(default=None, examples=[None])
     is_active: bool = Field(examples=[True])
-    locked_until: datetime | None = Field(default=None, examples=[None])
-    last_login_at: datetime | None = Field(default=None, examples=[_SAMPLE_TIME])
-    created_at: datetime = Field(examples=[_SAMPLE_TIME])
-    updated_at: datetime | None = Field(default=None, examples=[None])
+    locked_until: Timestamp | None = Field(default=None, examples=[None])
+    last_login_at: Timestamp | None = Field(default=None, examples=[_SAMPLE_TIME])
+    created_at: Timestamp = Field(examples=[_SAMPLE_TIME])
+    updated_at: Timestamp | None = Field(default=None, examples=[None])
 
     @classmethod
     def of(cls, user: User) -> UserAdminPublic:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.times import Timestamp
 from app.notify.models import NotificationStatus
 
 SUBSCRIBE_RESULTS = ("accept", "reject", "ban", "filter")
@@ -102,7 +102,7 @@ class InboxMessagePublic(BaseModel):
                     "page": "pages/case/detail?id=12",
                     "read": False,
                     "read_at": None,
-                    "created_at": "2026-11-22T05:40:00Z",
+                    "created_at": "2026-11-22T13:40:00+08:00",
                 }
             ]
         },
@@ -114,8 +114,8 @@ class InboxMessagePublic(BaseModel):
     body: str
     page: str | None
     read: bool
-    read_at: datetime | None
-    created_at: datetime
+    read_at: Timestamp | None
+    created_at: Timestamp
 
 
 class InboxPage(BaseModel):
@@ -146,8 +146,8 @@ class NotificationPublic(BaseModel):
                     "attempts": 1,
                     "last_error": "no_subscription",
                     "template_id": "case_progress",
-                    "next_attempt_at": "2026-11-22T05:40:00Z",
-                    "created_at": "2026-11-22T05:40:00Z",
+                    "next_attempt_at": "2026-11-22T13:40:00+08:00",
+                    "created_at": "2026-11-22T13:40:00+08:00",
                     "sent_at": None,
                 }
             ]
@@ -164,9 +164,9 @@ class NotificationPublic(BaseModel):
     attempts: int
     last_error: str | None
     template_id: str | None
-    next_attempt_at: datetime
-    created_at: datetime
-    sent_at: datetime | None
+    next_attempt_at: Timestamp
+    created_at: Timestamp
+    sent_at: Timestamp | None
 
 
 def inbox_public(message: Any) -> InboxMessagePublic:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.times import Timestamp
 from app.core.types import Id, Version
 from app.identity.models import DeputyLevel
 from app.org.models import QrMode, RegionLevel, StationKind, UnitKind
@@ -330,7 +330,7 @@ class UnitPublic(BaseModel):
                     "contact_name": "王科长",
                     "contact_phone": "13800138000",
                     "is_active": True,
-                    "created_at": "2026-03-01T08:00:00Z",
+                    "created_at": "2026-03-01T16:00:00+08:00",
                 }
             ]
         },
@@ -343,7 +343,7 @@ class UnitPublic(BaseModel):
     contact_name: str | None
     contact_phone: str | None
     is_active: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class UnitPage(BaseModel):

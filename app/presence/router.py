@@ -23,6 +23,7 @@ from app.core.errors import (
 )
 from app.core.pagination import Page, PageDep
 from app.core.security import Principal
+from app.core.times import api_time
 from app.core.types import Id
 from app.org.models import QrMode, Region, Station
 from app.presence import service, station_codes
@@ -80,7 +81,7 @@ def _check_dates(*dates: date | None) -> None:
 
 
 def _json_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    return api_time(value) if isinstance(value, datetime) else value
 
 
 # Check-ins -----------------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from datetime import date, datetime, time
+from datetime import date, time
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.times import Timestamp
 from app.core.types import Id
 from app.identity.models import DeputyLevel
 from app.presence.models import CloseReason
@@ -73,7 +74,7 @@ class CheckInPublic(BaseModel):
                     "deputy_name": "王芳",
                     "station_id": 12,
                     "station_name": "江城街道代表联络站",
-                    "checked_in_at": "2026-03-02T01:05:12+00:00",
+                    "checked_in_at": "2026-03-02T09:05:12+08:00",
                     "checked_out_at": None,
                     "close_reason": None,
                     "auto_closed": False,
@@ -93,8 +94,8 @@ class CheckInPublic(BaseModel):
     deputy_name: str | None = None
     station_id: int
     station_name: str | None = None
-    checked_in_at: datetime
-    checked_out_at: datetime | None
+    checked_in_at: Timestamp
+    checked_out_at: Timestamp | None
     close_reason: CloseReason | None = Field(
         description="scan (second scan), manual (checkout), moved (checked in elsewhere), "
         "auto (closed by the sweep after the maximum duration)"
@@ -222,8 +223,8 @@ class DutySlotPublic(BaseModel):
                     "date": "2026-03-02",
                     "start_time": "09:00:00",
                     "end_time": "11:30:00",
-                    "starts_at": "2026-03-02T01:00:00+00:00",
-                    "ends_at": "2026-03-02T03:30:00+00:00",
+                    "starts_at": "2026-03-02T09:00:00+08:00",
+                    "ends_at": "2026-03-02T11:30:00+08:00",
                     "note": "第一周接待日",
                     "deputies": [
                         {
@@ -244,8 +245,8 @@ class DutySlotPublic(BaseModel):
     date: dt.date
     start_time: time
     end_time: time
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Timestamp
+    ends_at: Timestamp
     note: str | None
     deputies: list[DeputyBrief]
 
@@ -268,8 +269,8 @@ class DeputyDutySlot(BaseModel):
     date: dt.date
     start_time: time
     end_time: time
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Timestamp
+    ends_at: Timestamp
     note: str | None
 
 
@@ -323,7 +324,7 @@ class ReceptionPublic(BaseModel):
                     "content": "居民反映3号楼加装电梯意见不统一，希望街道协调。",
                     "resident_name": "李建国",
                     "resident_phone": "13812345678",
-                    "received_at": "2026-03-02T01:20:00+00:00",
+                    "received_at": "2026-03-02T09:20:00+08:00",
                     "case_id": None,
                 }
             ]
@@ -342,7 +343,7 @@ class ReceptionPublic(BaseModel):
     resident_phone: str | None = Field(
         description="Masked (138****5678) except to staff and the deputy"
     )
-    received_at: datetime
+    received_at: Timestamp
     case_id: int | None = Field(description="The case this reception was turned into")
 
 
@@ -380,7 +381,7 @@ class StationQrCode(BaseModel):
     scene: str
     page: str
     env_version: str
-    expires_at: datetime | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None, description="Rotating codes only: when this scene stops being accepted"
     )
     screen_url: str | None = Field(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from app.attachments.schemas import AttachmentPublic
+from app.core.times import Timestamp
 from app.core.types import MAX_ID, Id
 from app.org.schemas import _Body
 from app.reports.models import Rating, ReportStatus
@@ -29,7 +28,7 @@ class ReportCreate(_Body):
                     "activity_id": 9,
                     "attachment_ids": [51],
                     "publish": True,
-                    "evaluation_closes_at": "2026-12-31T15:59:59Z",
+                    "evaluation_closes_at": "2026-12-31T23:59:59+08:00",
                 }
             ]
         }
@@ -97,8 +96,8 @@ class ReportPublic(BaseModel):
                     "station_ids": [12],
                     "activity_id": 9,
                     "status": "published",
-                    "published_at": "2026-12-03T02:00:00Z",
-                    "evaluation_closes_at": "2026-12-31T15:59:59Z",
+                    "published_at": "2026-12-03T10:00:00+08:00",
+                    "evaluation_closes_at": "2026-12-31T23:59:59+08:00",
                 }
             ]
         }
@@ -114,8 +113,8 @@ class ReportPublic(BaseModel):
     station_ids: list[int]
     activity_id: int | None
     status: ReportStatus
-    published_at: datetime | None
-    evaluation_closes_at: datetime | None
+    published_at: Timestamp | None
+    evaluation_closes_at: Timestamp | None
 
 
 class MyEvaluation(BaseModel):
@@ -125,7 +124,7 @@ class MyEvaluation(BaseModel):
                 {
                     "rating": "basically_satisfied",
                     "comment": "希望多关注老旧小区停车问题",
-                    "created_at": "2026-12-03T03:10:00Z",
+                    "created_at": "2026-12-03T11:10:00+08:00",
                 }
             ]
         }
@@ -133,7 +132,7 @@ class MyEvaluation(BaseModel):
 
     rating: Rating
     comment: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ReportDetail(ReportPublic):
@@ -166,7 +165,7 @@ class EvaluationPublic(BaseModel):
     comment: str | None
     content_flag: str | None
     resident: str | None = Field(description="The resident's nickname, masked")
-    created_at: datetime
+    created_at: Timestamp
 
 
 class EvaluationSheet(BaseModel):
@@ -191,7 +190,7 @@ class EvaluationSheet(BaseModel):
                             "comment": "希望多关注停车问题",
                             "content_flag": None,
                             "resident": "张**",
-                            "created_at": "2026-12-03T03:10:00Z",
+                            "created_at": "2026-12-03T11:10:00+08:00",
                         }
                     ],
                     "total": 40,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.attachments.schemas import AttachmentPublic
+from app.core.times import Timestamp
 from app.core.types import Id
 from app.wishes.models import ContentCheck, WishStatus
 
@@ -170,7 +170,7 @@ class WishEventPublic(BaseModel):
     actor_id: int | None = Field(description="null for the system (sweeps)")
     actor_role: str = Field(examples=["deputy"])
     note: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WishPublic(BaseModel):
@@ -208,8 +208,8 @@ class WishPublic(BaseModel):
                     "fulfilment_photos": [],
                     "actions": ["claim"],
                     "version": 2,
-                    "created_at": "2026-11-20T09:30:00Z",
-                    "published_at": "2026-11-20T10:02:11Z",
+                    "created_at": "2026-11-20T17:30:00+08:00",
+                    "published_at": "2026-11-20T18:02:11+08:00",
                 }
             ]
         }
@@ -243,11 +243,11 @@ class WishPublic(BaseModel):
         default_factory=list, description="Steps the caller may take now, e.g. claim, confirm"
     )
     version: int
-    created_at: datetime
-    published_at: datetime | None = None
-    claimed_at: datetime | None = None
-    fulfilled_at: datetime | None = None
-    completed_at: datetime | None = None
+    created_at: Timestamp
+    published_at: Timestamp | None = None
+    claimed_at: Timestamp | None = None
+    fulfilled_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
 
 
 class WishDetail(WishPublic):

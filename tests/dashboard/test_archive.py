@@ -124,9 +124,9 @@ async def test_archive_contents_and_score(client: httpx.AsyncClient, world: Worl
     body = await _archive(client, world, world.me)
     assert body["deputy_id"] == world.deputy.id and body["name"] == "王芳" and body["year"] == 2026
     assert [c["checked_in_at"] for c in body["checkins"]] == [
-        "2025-12-31T16:30:00Z",
-        "2026-06-10T01:05:00Z",
-        "2026-06-11T06:00:00Z",
+        "2026-01-01T00:30:00+08:00",
+        "2026-06-10T09:05:00+08:00",
+        "2026-06-11T14:00:00+08:00",
     ]
     assert [c["hours"] for c in body["checkins"]] == [1.0, 2.5, None]
     assert body["checkins"][1]["station_name"] == "甲社区联络站"
@@ -141,7 +141,7 @@ async def test_archive_contents_and_score(client: httpx.AsyncClient, world: Worl
     ]
     assert body["cases_submitted"][0]["number"] == "20260302-0001"
     assert [(c["title"], c["followed_at"]) for c in body["cases_followed"]] == [
-        ("加装电梯", "2026-04-02T02:00:00Z")
+        ("加装电梯", "2026-04-02T10:00:00+08:00")
     ]
     wishes = {w["title"]: w for w in body["wishes"]}
     assert wishes["书包"]["claimed_in_year"] and not wishes["书包"]["fulfilled_in_year"]

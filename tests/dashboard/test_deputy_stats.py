@@ -132,7 +132,7 @@ async def test_per_deputy_figures(client: httpx.AsyncClient, world: World) -> No
         "suggestions_cosigned": 0,
         "inactive": False,
     }
-    assert a["last_active_at"] == "2026-06-20T02:00:00Z"  # the follow, 10:00 in Shanghai
+    assert a["last_active_at"] == "2026-06-20T10:00:00+08:00"  # the follow, 10:00 in Shanghai
     b = items["B代表"]
     assert (
         b["checkins"],
@@ -145,7 +145,7 @@ async def test_per_deputy_figures(client: httpx.AsyncClient, world: World) -> No
     assert c["checkins"] == 0 and c["inactive"] is False and c["attendance_rate"] is None
     assert (
         items["D代表"]["inactive"] is True
-        and items["D代表"]["last_active_at"] == "2025-10-31T16:00:00Z"
+        and items["D代表"]["last_active_at"] == "2025-11-01T00:00:00+08:00"
     )
     assert items["E代表"]["inactive"] is True and items["E代表"]["last_active_at"] is None
 

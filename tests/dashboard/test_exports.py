@@ -116,9 +116,9 @@ async def test_csv_content(client: httpx.AsyncClient, world: World) -> None:
     assert first[col("站点")] == "甲联络站" and first[col("承办单位")] == "区城管局"
     assert first[col("来源")] == "小程序"
     assert first[col("联系人")] == "张三" and first[col("联系电话")] == "13812345678"
-    assert first[col("登记时间")] == "2026-06-01 10:00:00"  # Shanghai time
-    assert first[col("交办时间")] == "2026-06-01 15:00:00"
-    assert first[col("办结时间")] == "2026-06-06 10:00:00"
+    assert first[col("登记时间")] == "2026-06-01T10:00:00+08:00"  # Shanghai time
+    assert first[col("交办时间")] == "2026-06-01T15:00:00+08:00"
+    assert first[col("办结时间")] == "2026-06-06T10:00:00+08:00"
     assert first[col("是否超期")] == "否" and first[col("督办次数")] == "1"
     assert first[col("满意度")] == "满意"
     assert rows[1][col("是否超期")] == "是" and rows[1][col("联系人")] == ""
@@ -167,7 +167,7 @@ async def test_xlsx_content(client: httpx.AsyncClient, world: World) -> None:
     assert values[0] == CASE_HEADERS
     assert [v[0] for v in values[1:]] == ["20260520-0003", "20260602-0002", "20260601-0001"]
     assert values[3][col("联系电话")] == "138****5678" and values[3][col("督办次数")] == 1
-    assert values[3][col("登记时间")] == "2026-06-01 10:00:00"
+    assert values[3][col("登记时间")] == "2026-06-01T10:00:00+08:00"
 
 
 async def test_many_rows_stream_in_batches(
