@@ -190,7 +190,14 @@ _CODES_BY_STATUS = {
 }
 
 
+# RFC 9110's reason phrases, which Python's own table only adopted in 3.13: the title of an
+# answer does not change with the Python version the service runs on.
+_RFC9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
 def _title(status: int) -> str:
+    if status in _RFC9110_TITLES:
+        return _RFC9110_TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
