@@ -58,6 +58,19 @@ Every error is `application/problem+json` (RFC 9457) with a stable `code`; see
 from one of the `/auth/*` endpoints. Integrators (other government systems) send an API key
 (`lsk_…`) as `Authorization: Bearer` or `X-API-Key`; Open311 GeoReport v2 lives at
 `/open311/v2` (see `miniprogram_api_docs/integrators.md`).
+
+- **Times** in every answer: ISO 8601, Asia/Shanghai, to the second, with the offset
+  (`2026-05-20T09:30:00+08:00`). Inputs take any offset; without one they are Shanghai time.
+- **403 or 404**: 401 first; then a path that belongs to one role answers 403 to any other
+  role; then an unknown id 404. A private resource the caller may not see (case, wish,
+  message, photo) is 404, like an unknown one; a public registry entry (station, region,
+  unit, deputy) or a check-in or reception outside the caller's reach is 403; a visible
+  resource whose step is not the caller's is 403.
+- **Lists** answer `{"items", "total"}` except four small unpaginated ones that answer a bare
+  array: `/regions/tree`, `/case-categories`, `/cases/{id}/similar`, `/routing-rules`.
+  Lists ordered by a name are in pinyin order.
+- **Versions**: `PATCH /stations/{id}` and `PATCH /deputies/{id}` must carry `version` (or
+  `If-Match`); case steps may.
 """
 
 TAGS = [

@@ -169,7 +169,8 @@ def _etag(response: Response, case: Case) -> None:
 @router.get("/case-categories", response_model=list[CaseCategoryPublic])
 async def list_case_categories(session: SessionDep) -> list[CaseCategory]:
     """Case categories (问题类别) with the default working days a unit gets, in the order
-    staff set (`sort_order`), then in pinyin order of their names. Public."""
+    staff set (`sort_order`), then in pinyin order of their names. Public. Not paginated: a
+    bare JSON array."""
     rows = await session.execute(
         select(CaseCategory)
         .where(CaseCategory.is_active.is_(True))  # type: ignore[attr-defined]
@@ -411,7 +412,8 @@ async def similar_cases(
 ) -> list[SimilarCase]:
     """Staff: open cases that may be the same problem — worded alike (`similarity`, the
     hotspot grouping's score), nearby within `case_similar_radius_m`, or of the same
-    category in the same region — the best text matches first, then the nearest."""
+    category in the same region — the best text matches first, then the nearest. At most
+    20, not paginated: a bare JSON array."""
     if not access.principal.is_staff:
         raise Forbidden()
     found = await case_similar.similar_cases(session, access, settings)
@@ -693,7 +695,7 @@ async def list_routing_rules(
     category_id: Annotated[Id | None, Query()] = None,
 ) -> list[RoutingRule]:
     """Staff: routing rules (category × region → unit) of regions in their subtree and the
-    regions above it (those apply to their cases too)."""
+    regions above it (those apply to their cases too). Not paginated: a bare JSON array."""
     path = await staff_region_path(session, principal) or "/-"
     chain = [int(p) for p in path.strip("/").split("/") if p.isdigit()]
     stmt = (

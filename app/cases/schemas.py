@@ -332,9 +332,20 @@ class AlreadyReported(BaseModel):
     created_at: Timestamp
 
 
+DEADLINE_INPUT = (
+    "ISO 8601 date and time, later than now. With an offset (`Z`, `+08:00`, ...) it is that "
+    "moment; without one it is Asia/Shanghai time; a date alone is 00:00 of that day, so send "
+    "`2026-10-13T23:59:59` for the end of a day. Answered as `2026-10-13T23:59:59+08:00`. "
+    "422 `invalid_deadline` when not in the future"
+)
+
+
 class _Versioned(BaseModel):
     version: Version | None = Field(
-        default=None, description="The case's version as read; or send If-Match"
+        default=None,
+        description="Optional: the case's version as read (or send If-Match). When sent and "
+        "stale: 409 `version_conflict`; when omitted the step applies to the case as it is now "
+        "(its status still decides whether the step is allowed)",
     )
 
 
@@ -356,7 +367,9 @@ class CaseAssign(_Versioned):
 
     unit_id: Id
     deadline: Timestamp | None = Field(
-        default=None, description="Default: the category's working days, official calendar"
+        default=None,
+        description="Default: the category's working days, official calendar, to 23:59:59 "
+        "Shanghai time. " + DEADLINE_INPUT,
     )
     co_unit_ids: list[Id] = Field(default_factory=list, max_length=10)
     note: str | None = Field(default=None, max_length=1000, description="Public")
@@ -372,7 +385,9 @@ class CaseTransfer(_Versioned):
     )
 
     unit_id: Id
-    deadline: Timestamp | None = None
+    deadline: Timestamp | None = Field(
+        default=None, description="Default: the deadline stays. " + DEADLINE_INPUT
+    )
     co_unit_ids: list[Id] | None = Field(default=None, max_length=10)
     note: str | None = Field(default=None, max_length=1000)
     internal_note: str | None = Field(default=None, max_length=2000)
@@ -459,7 +474,10 @@ class CaseReopen(_Versioned):
     )
 
     reason: str = Field(min_length=2, max_length=1000)
-    deadline: Timestamp | None = Field(default=None, description="Staff only")
+    deadline: Timestamp | None = Field(
+        default=None,
+        description="Staff only. Default: the category's working days. " + DEADLINE_INPUT,
+    )
 
 
 class CaseResolve(_Versioned):
@@ -482,7 +500,7 @@ class CaseUpdate(_Versioned):
     title: str | None = Field(default=None, min_length=2, max_length=100)
     category_id: Id | None = None
     region_id: Id | None = None
-    deadline: Timestamp | None = None
+    deadline: Timestamp | None = Field(default=None, description=DEADLINE_INPUT)
     note: str | None = Field(default=None, max_length=1000, description="Internal")
 
 

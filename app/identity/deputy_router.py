@@ -80,7 +80,8 @@ Filters = Annotated[deputy_service.DeputyFilters, Depends(_filters)]
     responses=problem_responses(422),
 )
 async def list_deputies(session: SessionDep, page: PageDep, filters: Filters) -> Page[DeputyPublic]:
-    """Public: name, level, title, term, stations, photo. Never a phone number."""
+    """Public: name, level, title, term, stations, photo. Never a phone number. In pinyin
+    order of the names (拼音排序)."""
     deputies, total = await deputy_service.list_deputies(
         session, filters, limit=page.limit, offset=page.offset
     )
@@ -102,7 +103,7 @@ async def roster(
     include_inactive: bool = True,
 ) -> Page[DeputyRosterEntry]:
     """Staff: the deputies of their subtree with phone, version and whether a WeChat account
-    is bound."""
+    is bound, in pinyin order of the names."""
     filters.include_inactive = include_inactive
     deputies, total = await deputy_service.list_deputies(
         session, filters, limit=page.limit, offset=page.offset, scope=principal
@@ -169,9 +170,9 @@ async def update_deputy(
     response: Response,
     if_match: IfMatch = None,
 ) -> DeputyRosterEntry:
-    """Staff of the deputy's subtree. Carry `version` (or `If-Match`); a stale one answers
-    409 `version_conflict`. `station_ids` replaces the attachments; `is_active: false` takes
-    the deputy off the public roster."""
+    """Staff of the deputy's subtree. Must carry `version` (or `If-Match`): 422 without
+    either; a stale one answers 409 `version_conflict`. `station_ids` replaces the
+    attachments; `is_active: false` takes the deputy off the public roster."""
     version = expected_version(body.version, if_match)
     deputy = await deputy_service.update_deputy(session, principal, deputy, body, version)
     response.headers["ETag"] = etag(deputy.version)

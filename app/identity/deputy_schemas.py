@@ -106,7 +106,11 @@ class DeputyUpdate(_DeputyFields):
         }
     )
 
-    version: Version | None = None
+    version: Version | None = Field(
+        default=None,
+        description="Required, here or as If-Match: the version read (422 without either; "
+        "409 `version_conflict` when stale)",
+    )
     name: str | None = Field(default=None, min_length=1, max_length=50)
     level: DeputyLevel | None = None
     title: str | None = Field(default=None, max_length=100)

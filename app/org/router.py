@@ -62,8 +62,9 @@ async def list_regions(
     level: RegionLevel | None = None,
 ) -> RegionList:
     """The region tree (district → street/town → community/village) as a flat list in tree
-    order, each with `parent_id`, `path` and `depth`. Public. Not paginated: a district's
-    tree is a few hundred rows at most."""
+    order (a parent before its children, siblings in pinyin order of their names), each with
+    `parent_id`, `path` and `depth`. Public. Not paginated (`{items, total}` with every
+    matching region): a district's tree is a few hundred rows at most."""
     regions = await service.list_regions(session, parent_id=parent_id, root_id=root_id, level=level)
     items = [_region_public(r) for r in regions]
     return RegionList(items=items, total=len(items))
@@ -74,7 +75,8 @@ async def region_tree(
     session: SessionDep,
     root_id: Annotated[Id | None, Query(description="Start from this region")] = None,
 ) -> list[RegionNode]:
-    """The same regions nested (`children`), for a cascading picker. Public."""
+    """The same regions nested (`children`), for a cascading picker; siblings in pinyin order.
+    Public. A bare JSON array of the top regions (not `{items, total}`)."""
     regions = await service.list_regions(session, root_id=root_id)
     nodes = {
         r.id: RegionNode(id=r.id, name=r.name, level=r.level, parent_id=r.parent_id, path=r.path)  # type: ignore[arg-type]
@@ -153,8 +155,9 @@ async def list_stations(
         bool, Query(description="Staff only: list deactivated stations too")
     ] = False,
 ) -> Page[StationPublic]:
-    """Public. With `lat` and `lng` (GCJ-02, as wx.getLocation gives them) only stations
-    within `radius_m` are listed, nearest first, each with `distance_m`."""
+    """Public. Without a position: in pinyin order of the names (拼音排序). With `lat` and
+    `lng` (GCJ-02, as wx.getLocation gives them) only stations within `radius_m` are listed,
+    nearest first, each with `distance_m`."""
     if (lat is None) != (lng is None):
         raise ValidationFailed(
             "lat 与 lng 需同时提供",
@@ -245,9 +248,9 @@ async def update_station(
     response: Response,
     if_match: IfMatch = None,
 ) -> StationDetail:
-    """Staff of the station's subtree. Carry the version you read (`version` in the body or
-    `If-Match: W/"3"`); if someone saved in between the answer is 409 `version_conflict`
-    and nothing changes. Set `is_active: false` to take a station off the public map."""
+    """Staff of the station's subtree. Must carry the version you read (`version` in the body
+    or `If-Match: W/"3"`; 422 without either); if someone saved in between the answer is 409
+    `version_conflict` and nothing changes. Set `is_active: false` to take a station off the public map."""
     version = expected_version(body.version, if_match)
     station = await service.update_station(session, principal, station, body, version)
     response.headers["ETag"] = etag(station.version)
@@ -272,7 +275,7 @@ async def list_units(
     include_inactive: bool = False,
 ) -> Page[UnitPublic]:
     """Staff: the units (承办单位) they can hand cases to: those of their subtree, of the
-    regions above them and those without a region."""
+    regions above them and those without a region; in pinyin order of the names."""
     units, total = await service.list_units(
         session,
         principal,
@@ -295,6 +298,6 @@ async def list_units(
 async def create_unit(
     session: SessionDep, principal: StaffPrincipal, body: UnitCreate
 ) -> UnitPublic:
-    """Staff (in their subtree; their own region when `region_id` is omitted) or admin. Names
-    are unique: 409 `unit_name_taken`."""
+    """Staff (in their subtree; their own region when `region_id` is omitted) or admin.
+    `kind` defaults to `government`. Names are unique: 409 `unit_name_taken`."""
     return UnitPublic.model_validate(await service.create_unit(session, principal, body))

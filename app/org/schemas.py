@@ -177,7 +177,11 @@ class StationUpdate(_StationFields):
         json_schema_extra={"examples": [{"version": 3, "radius_m": 500, "opening_hours": "每天"}]}
     )
 
-    version: Version | None = None
+    version: Version | None = Field(
+        default=None,
+        description="Required, here or as If-Match: the version read (422 without either; "
+        "409 `version_conflict` when stale)",
+    )
     kind: StationKind | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
     region_id: Id | None = None
@@ -311,7 +315,7 @@ class UnitCreate(_Body):
     )
 
     name: str = Field(min_length=1, max_length=100)
-    kind: UnitKind = UnitKind.government
+    kind: UnitKind = Field(default=UnitKind.government, description="Default: `government`")
     region_id: Id | None = None
     contact_name: str | None = Field(default=None, max_length=50)
     contact_phone: str | None = Field(default=None, max_length=30, pattern=r"^[0-9+\- ]{5,30}$")

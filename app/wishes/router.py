@@ -197,8 +197,11 @@ async def fulfil_wish(
     principal: CurrentPrincipal,
     body: WishFulfil,
 ) -> WishDetail:
-    """The claiming deputy reports the wish done (`fulfilled`) with a note and photos (own
-    uploads). The resident is asked to confirm."""
+    """The claiming deputy reports the wish done (`fulfilled`): `note` required (2–1000
+    characters), `attachment_ids` optional (the deputy's own unlinked uploads, at most
+    `WISH_MAX_ATTACHMENTS`; any other id: 422 `invalid_attachment`, nothing changes). Only
+    the claiming deputy (the owner and staff get 403, anyone who cannot see the wish 404) and
+    only while `claimed` (409 `invalid_transition`). The resident is asked to confirm."""
     wish = await service.fulfil_wish(
         session, settings, ctx, principal, note=body.note, attachment_ids=body.attachment_ids
     )

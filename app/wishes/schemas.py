@@ -128,8 +128,16 @@ class WishFulfil(BaseModel):
         }
     )
 
-    note: str = Field(min_length=2, max_length=1000)
-    attachment_ids: list[Id] = Field(default_factory=list, max_length=MAX_PHOTOS)
+    note: str = Field(
+        min_length=2, max_length=1000, description="Required: what was done, 2–1000 characters"
+    )
+    attachment_ids: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_PHOTOS,
+        description="Optional photos: ids from `POST /attachments` uploaded by the claiming "
+        "deputy and not linked to anything yet, at most `WISH_MAX_ATTACHMENTS` (9); any other "
+        "id fails the whole step with 422 `invalid_attachment` and nothing changes",
+    )
 
 
 class WishConfirm(BaseModel):
@@ -158,8 +166,8 @@ class Beneficiary(BaseModel):
 class ClaimingDeputy(BaseModel):
     """The deputy holding the claim: public, as deputies show who they are (亮身份)."""
 
-    deputy_id: int
-    name: str | None
+    deputy_id: int = Field(examples=[7], description="The roster deputy (`GET /deputies/{id}`)")
+    name: str | None = Field(examples=["李明"], description="The deputy's name on the roster")
 
 
 class WishEventPublic(BaseModel):
@@ -225,7 +233,12 @@ class WishPublic(BaseModel):
     region_name: str | None = None
     station_id: int | None = None
     station_name: str | None = None
-    claimed_by: ClaimingDeputy | None = None
+    claimed_by: ClaimingDeputy | None = Field(
+        default=None,
+        description="An object `{deputy_id, name}` while a deputy holds the wish (claimed, "
+        "fulfilled, completed), for everyone who sees the wish; null before a claim and after "
+        "a release",
+    )
     reject_reason: str | None = Field(default=None, description="Owner and staff only")
     fulfil_note: str | None = None
     thanks: str | None = None
