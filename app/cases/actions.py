@@ -43,6 +43,7 @@ from app.core.errors import (
     VersionConflict,
 )
 from app.core.security import Role
+from app.core.times import api_time
 from app.org.models import Region, Unit
 
 
@@ -70,9 +71,9 @@ async def _deadline(
             given = given.replace(tzinfo=SHANGHAI)
         if given <= now:
             raise ValidationFailed("办理期限应晚于当前时间", code="invalid_deadline")
-        return given, False, {"deadline": given.astimezone(SHANGHAI).isoformat()}
+        return given, False, {"deadline": api_time(given)}
     at, fallback, days = await _default_deadline(session, case, settings, now)
-    data: dict[str, Any] = {"deadline": at.isoformat(), "working_days": days}
+    data: dict[str, Any] = {"deadline": api_time(at), "working_days": days}
     if fallback:
         data["calendar_fallback"] = True
     return at, fallback, data
@@ -667,7 +668,7 @@ async def edit_case(
         expected_version=version,
         values=values,
         internal_note=note,
-        data={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()},
+        data={k: (api_time(v) if isinstance(v, datetime) else v) for k, v in values.items()},
         now=now,
     )
     await session.flush()

@@ -16,6 +16,7 @@ from app.cases.timeline import record_event, transition
 from app.core.clock import SHANGHAI
 from app.core.config import Settings
 from app.core.errors import InvalidTransition, VersionConflict
+from app.core.times import api_time
 from app.org.models import Region
 
 
@@ -62,7 +63,7 @@ async def mark_overdue_cases(
             None,
             None,
             internal_note="已超过办理期限",
-            data={"deadline": case.deadline_at.isoformat() if case.deadline_at else None},
+            data={"deadline": api_time(case.deadline_at) if case.deadline_at else None},
             now=now,
         )
         users = await unit_handlers(session, [case.lead_unit_id] if case.lead_unit_id else [])
