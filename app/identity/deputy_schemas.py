@@ -16,6 +16,7 @@ from app.core.times import Timestamp
 from app.core.types import Id, Version
 from app.identity.models import DeputyLevel
 from app.org.models import StationKind
+from app.org.schemas import edit_version
 from app.presence.schemas import DeputyDutySlot
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
@@ -106,11 +107,7 @@ class DeputyUpdate(_DeputyFields):
         }
     )
 
-    version: Version | None = Field(
-        default=None,
-        description="Required, here or as If-Match: the version read (422 without either; "
-        "409 `version_conflict` when stale)",
-    )
+    version: Version | None = edit_version()
     name: str | None = Field(default=None, min_length=1, max_length=50)
     level: DeputyLevel | None = None
     title: str | None = Field(default=None, max_length=100)

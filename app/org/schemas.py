@@ -28,6 +28,16 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def edit_version() -> Any:
+    """The `version` of an edit that must carry it, in the body or as If-Match (the check is
+    `app.org.deps.expected_version`)."""
+    return Field(
+        default=None,
+        description="Required, here or as If-Match: the version read (422 without either; "
+        "409 `version_conflict` when stale)",
+    )
+
+
 # Regions ------------------------------------------------------------------------------------
 
 
@@ -177,11 +187,7 @@ class StationUpdate(_StationFields):
         json_schema_extra={"examples": [{"version": 3, "radius_m": 500, "opening_hours": "每天"}]}
     )
 
-    version: Version | None = Field(
-        default=None,
-        description="Required, here or as If-Match: the version read (422 without either; "
-        "409 `version_conflict` when stale)",
-    )
+    version: Version | None = edit_version()
     kind: StationKind | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
     region_id: Id | None = None

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import httpx
-from sqlalchemy import select
 
-from app.cases.models import CaseCategory
-from app.cases.seed import seed_case_categories
 from app.notify.models import InboxMessage
 from app.wishes.models import WishStatus
+from tests.core.helpers import submit_case
 from tests.factories import Factory
 from tests.wishes.conftest import make_wish
 
@@ -28,9 +26,6 @@ async def test_role_first_then_existence_then_visibility(
     station = await factory.station(d.community_a)
     far_station = await factory.station(other.community_a)
     far_deputy = await factory.deputy(other.community_a, far_station)
-    async with factory.db.transaction() as session:
-        await seed_case_categories(session)
-        category = (await session.execute(select(CaseCategory).limit(1))).scalars().one()
     resident = await factory.resident(phone="13800001111")
     stranger = await factory.resident(phone="13900002222")
     staff_far = await factory.staff(other.district)
@@ -59,16 +54,7 @@ async def test_role_first_then_existence_then_visibility(
 
     # Private things (cases, wishes, messages): one the caller may not see answers 404, the
     # same as one that does not exist; 403 only where the caller sees it but may not act.
-    submitted = await client.post(
-        "/cases",
-        json={
-            "title": "翠苑一区东门路灯不亮",
-            "content": "小区东门路灯坏了一个多月，晚上老人出行很不方便，希望尽快修复。",
-            "category_id": category.id,
-            "station_id": station.id,
-        },
-        headers=resident.headers,
-    )
+    submitted = await submit_case(client, factory, resident, station)
     assert submitted.status_code == 201, submitted.text
     case_id = submitted.json()["id"]
     for actor in (stranger, staff_far):

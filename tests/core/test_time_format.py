@@ -14,15 +14,13 @@ import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, PlainSerializer
-from sqlalchemy import select
 
-from app.cases.models import CaseCategory
-from app.cases.seed import seed_case_categories
 from app.core.clock import clock
 from app.core.config import Settings
 from app.core.times import api_time
 from app.notify.models import InboxMessage
 from app.wishes.models import WishStatus
+from tests.core.helpers import submit_case
 from tests.factories import Factory
 from tests.presence.helpers import STATION_LAT, STATION_LNG, printed, scan
 from tests.wishes.conftest import make_wish
@@ -58,9 +56,6 @@ async def test_representative_answers_write_times_one_way(
     clock.freeze(datetime(2026, 11, 22, 2, 0, 5, 654321, tzinfo=UTC))
     d = await factory.district()
     station = await factory.station(d.community_a, latitude=STATION_LAT, longitude=STATION_LNG)
-    async with factory.db.transaction() as session:
-        await seed_case_categories(session)
-        category = (await session.execute(select(CaseCategory).limit(1))).scalars().one()
     unit = await factory.unit("区城市管理局", d.district)
     deputy = await factory.deputy(d.community_a, station, name="王建国")
     deputy_actor = await factory.deputy_actor(deputy)
@@ -75,16 +70,7 @@ async def test_representative_answers_write_times_one_way(
 
     # A case with its timeline: a deadline sent without an offset is Shanghai time, one sent
     # in UTC is answered in Shanghai time too.
-    submitted = await client.post(
-        "/cases",
-        json={
-            "title": "翠苑一区东门路灯不亮",
-            "content": "小区东门路灯坏了一个多月，晚上老人出行很不方便，希望尽快修复。",
-            "category_id": category.id,
-            "station_id": station.id,
-        },
-        headers=resident.headers,
-    )
+    submitted = await submit_case(client, factory, resident, station)
     assert_one_form(submitted, 1)
     case_id = submitted.json()["id"]
     assigned = await client.post(
