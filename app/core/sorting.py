@@ -8,9 +8,9 @@ name whenever the name is written:
 - `pinyin_key("重庆银行")` is `"chong qing yin hang"`: phrase-aware (polyphones such as 重/长/
   行 come out as the word reads), tones stripped, one space between syllables (so 西安 `xi an`
   sorts before 先 `xian`), anything that is not Chinese lower-cased and kept as it is.
-- `keep_name_sort(Model)` registers ORM hooks that refresh the key on every insert and update of a model
-  instance; statements that write names without the ORM unit of work (`update(Model)
-  .values(...)`) pass their values through `with_name_sort`.
+- `keep_name_sort(Model)` registers ORM hooks that refresh the key on every insert and update
+  of a model instance; statements that write names without the ORM unit of work
+  (`update(Model).values(...)`) pass their values through `with_name_sort`.
 - `name_order(Model)` is the ORDER BY: the key, then the name, then the id, each compared byte
   by byte (`COLLATE "C"` on PostgreSQL, SQLite's default BINARY), so both databases return the
   same order whatever the server's locale.

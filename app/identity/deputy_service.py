@@ -97,8 +97,8 @@ async def list_deputies(
     offset: int,
     scope: Principal | None = None,
 ) -> tuple[Sequence[Deputy], int]:
-    """Deputies matching `filters`, in pinyin order of their names; with `scope`, only those that principal
-    manages."""
+    """Deputies matching `filters`, in pinyin order of their names; with `scope`, only those
+    that principal manages."""
     conds = _conditions(filters)
     if scope is not None:
         conds.append(org_service.in_scope(scope, Deputy.region_id))

@@ -250,7 +250,8 @@ async def update_station(
 ) -> StationDetail:
     """Staff of the station's subtree. Must carry the version you read (`version` in the body
     or `If-Match: W/"3"`; 422 without either); if someone saved in between the answer is 409
-    `version_conflict` and nothing changes. Set `is_active: false` to take a station off the public map."""
+    `version_conflict` and nothing changes. Set `is_active: false` to take a station off the
+    public map."""
     version = expected_version(body.version, if_match)
     station = await service.update_station(session, principal, station, body, version)
     response.headers["ETag"] = etag(station.version)

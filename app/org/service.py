@@ -373,11 +373,11 @@ async def search_stations(
 ) -> tuple[list[StationHit], int]:
     """Stations matching `filters`, one page of them and the total.
 
-    Without a position: in pinyin order of the names. With `lat`/`lng`: only stations within `radius_m`
-    metres, nearest first, each with `distance_m`. The database narrows the candidates with a
-    bounding box on the indexed (latitude, longitude) pair, then filters and orders those by
-    `squared_distance_deg` and returns only the page; the exact great-circle distance
-    (haversine) is computed for the page's rows. Candidates never travel to Python, so a
+    Without a position: in pinyin order of the names. With `lat`/`lng`: only stations within
+    `radius_m` metres, nearest first, each with `distance_m`. The database narrows the
+    candidates with a bounding box on the indexed (latitude, longitude) pair, then filters and
+    orders those by `squared_distance_deg` and returns only the page; the exact great-circle
+    distance (haversine) is computed for the page's rows. Candidates never travel to Python, so a
     radius holding thousands of stations costs two indexed queries.
     """
     conds = _station_conditions(filters)
