@@ -80,9 +80,15 @@ async def test_representative_answers_write_times_one_way(
     )
     assert assert_one_form(assigned, 2)
     assert assigned.json()["deadline"] == "2026-12-10T18:00:00+08:00"
+    # A date alone is the start of that day, Shanghai time.
+    edited = await client.patch(
+        f"/cases/{case_id}", json={"deadline": "2026-12-12", "version": 2}, headers=staff.headers
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["deadline"] == "2026-12-12T00:00:00+08:00"
     transferred = await client.post(
         f"/cases/{case_id}/transfer",
-        json={"unit_id": unit2.id, "deadline": "2026-12-11T10:00:00Z", "version": 2},
+        json={"unit_id": unit2.id, "deadline": "2026-12-11T10:00:00Z", "version": 3},
         headers=staff.headers,
     )
     assert transferred.status_code == 200, transferred.text
