@@ -42,6 +42,7 @@ import app.models  # noqa: E402, F401
 from app.core.clock import SHANGHAI  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.security import Principal, Role, create_access_token  # noqa: E402
+from app.core.sorting import pinyin_key  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 DB_NAME = "bench_dashboard"
@@ -99,18 +100,24 @@ def load_statements(n_cases: int, now: datetime) -> list[tuple[str, str]]:
     start = now - timedelta(days=730)
     span_s = int((now - start).total_seconds())
     ts = f"'{start.isoformat()}'::timestamptz"
+
+    def key(prefix: str, number: str) -> str:
+        """SQL for the pinyin sort key of `prefix` followed by the number `number`."""
+        return f"'{pinyin_key(prefix)} ' || {number}"
+
     return [
         ("seed", "SELECT setseed(0.42)"),
         (
             "regions",
             f"""
-            INSERT INTO region (id, name, level, parent_id, path, created_at)
-            VALUES (1, '示例区', 'district', NULL, '/1/', now());
-            INSERT INTO region (id, name, level, parent_id, path, created_at)
-            SELECT 1 + s, '街道' || s, 'street', 1, '/1/' || (1 + s) || '/', now()
+            INSERT INTO region (id, name, name_sort, level, parent_id, path, created_at)
+            VALUES (1, '示例区', '{pinyin_key("示例区")}', 'district', NULL, '/1/', now());
+            INSERT INTO region (id, name, name_sort, level, parent_id, path, created_at)
+            SELECT 1 + s, '街道' || s, {key("街道", "s")}, 'street', 1, '/1/' || (1 + s) || '/', now()
             FROM generate_series(1, {STREETS}) s;
-            INSERT INTO region (id, name, level, parent_id, path, created_at)
-            SELECT {first_community} + c, '社区' || c, 'community', 2 + c / {COMMUNITIES_PER_STREET},
+            INSERT INTO region (id, name, name_sort, level, parent_id, path, created_at)
+            SELECT {first_community} + c, '社区' || c, {key("社区", "c")}, 'community',
+                   2 + c / {COMMUNITIES_PER_STREET},
                    '/1/' || (2 + c / {COMMUNITIES_PER_STREET}) || '/' || ({first_community} + c) || '/',
                    now()
             FROM generate_series(0, {n_communities - 1}) c;
@@ -120,25 +127,30 @@ def load_statements(n_cases: int, now: datetime) -> list[tuple[str, str]]:
         (
             "stations, units, categories",
             f"""
-            INSERT INTO station (id, kind, name, region_id, latitude, longitude, radius_m, qr_mode,
-                                 qr_version, is_active, version, created_at)
-            SELECT s, 'station', '联络站' || s, {first_community} + (s % {n_communities}),
+            INSERT INTO station (id, kind, name, name_sort, region_id, latitude, longitude, radius_m,
+                                 qr_mode, qr_version, is_active, version, created_at)
+            SELECT s, 'station', '联络站' || s, {key("联络站", "s")},
+                   {first_community} + (s % {n_communities}),
                    31.2 + s * 0.0001, 121.4, 300, 'printed', 1, true, 1, now()
             FROM generate_series(1, {STATIONS}) s;
             SELECT setval(pg_get_serial_sequence('station', 'id'), {STATIONS});
-            INSERT INTO unit (id, name, kind, is_active, created_at)
-            SELECT u, '承办单位' || u, 'government', true, now() FROM generate_series(1, {UNITS}) u;
+            INSERT INTO unit (id, name, name_sort, kind, is_active, created_at)
+            SELECT u, '承办单位' || u, {key("承办单位", "u")}, 'government', true, now()
+            FROM generate_series(1, {UNITS}) u;
             SELECT setval(pg_get_serial_sequence('unit', 'id'), {UNITS});
-            INSERT INTO case_category (id, code, name, default_deadline_days, sort_order, is_active)
-            SELECT c, 'cat' || c, '类别' || c, 10, c, true FROM generate_series(1, {CATEGORIES}) c;
+            INSERT INTO case_category (id, code, name, name_sort, default_deadline_days, sort_order,
+                                       is_active)
+            SELECT c, 'cat' || c, '类别' || c, {key("类别", "c")}, 10, c, true
+            FROM generate_series(1, {CATEGORIES}) c;
             SELECT setval(pg_get_serial_sequence('case_category', 'id'), {CATEGORIES});
             """,
         ),
         (
             "deputies and users",
             f"""
-            INSERT INTO deputy (id, name, level, region_id, is_active, version, created_at)
-            SELECT d, '代表' || d, 'district', {first_community} + (d % {n_communities}), true, 1, now()
+            INSERT INTO deputy (id, name, name_sort, level, region_id, is_active, version, created_at)
+            SELECT d, '代表' || d, {key("代表", "d")}, 'district',
+                   {first_community} + (d % {n_communities}), true, 1, now()
             FROM generate_series(1, {DEPUTIES}) d;
             SELECT setval(pg_get_serial_sequence('deputy', 'id'), {DEPUTIES});
             INSERT INTO deputy_station (deputy_id, station_id)
