@@ -208,6 +208,9 @@ def test_files_port_reaches_the_store_the_service_writes_to() -> None:
     env = _environment(SERVICES["api1"])
     assert env["S3_ENDPOINT_URL"] == "http://minio:9000"
     assert env["S3_ADDRESSING_STYLE"] == "path"
+    # Photos go through the API unless the operator chooses redirect (and names the store).
+    assert _operator_env("api1")["S3_DELIVERY"] == "proxy"
+    assert "S3_PUBLIC_ENDPOINT_URL" in env
     assert "proxy_pass http://minio:9000;" in NGINX
     # Signed URLs carry the public host: nginx must not rewrite it.
     assert re.search(r"proxy_set_header\s+Host\s+\$http_host;", NGINX)
