@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from app.core.config import Settings
+from app.startup import production_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "compose.yaml").read_text(encoding="utf-8")
@@ -49,8 +50,9 @@ def _env_example_keys() -> set[str]:
     return keys
 
 
-def _operator_dotenv() -> dict[str, str]:
-    """deploy/env.example as an operator fills it in: every CHANGE-ME replaced."""
+def _operator_dotenv(filled: bool = True) -> dict[str, str]:
+    """deploy/env.example as an operator fills it in (every CHANGE-ME replaced by a random
+    value), or copies it without filling it in."""
     values = {}
     for line in ENV_EXAMPLE.splitlines():
         match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
@@ -58,13 +60,15 @@ def _operator_dotenv() -> dict[str, str]:
             value = match.group(2).strip()
             if value[:1] == value[-1:] == "'":
                 value = value[1:-1]
-            values[match.group(1)] = value.replace("CHANGE-ME", secrets.token_hex(24))
+            if filled:
+                value = value.replace("CHANGE-ME", secrets.token_hex(24))
+            values[match.group(1)] = value
     return values
 
 
-def _operator_env(service: str) -> dict[str, str]:
+def _operator_env(service: str, filled: bool = True) -> dict[str, str]:
     """The service's environment after compose's interpolation from the operator's .env."""
-    dotenv = _operator_dotenv()
+    dotenv = _operator_dotenv(filled)
 
     def fill(match: re.Match[str]) -> str:
         name, kind, default = match.groups()
@@ -116,16 +120,31 @@ def test_app_services_read_only_real_settings(monkeypatch: pytest.MonkeyPatch) -
     # The same settings for every process of the service.
     envs = [_environment(SERVICES[name]) for name in sorted(APP_SERVICES)]
     assert all(env == envs[0] for env in envs)
-    # What compose hands the service, filled in from an operator's .env, starts the service.
+    # What compose hands the service, from an operator's filled-in .env, passes the checks
+    # `migrate` runs first (python -m app.cli check).
+    settings = _settings_from(monkeypatch, _operator_env("api1"))
+    assert settings.is_production and not settings.is_sqlite
+    assert settings.run_worker_in_process is False
+    assert production_problems(settings) == []
+
+
+def test_an_env_example_copied_unfilled_stops_at_the_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _settings_from(monkeypatch, _operator_env("api1", filled=False))
+    problems = " ".join(production_problems(settings))
+    assert "JWT_SECRET" in problems
+
+
+def _settings_from(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    """Settings as the service reads them from exactly `env` (no .env file, nothing else)."""
     for key in list(os.environ):
         if key.lower() in Settings.model_fields:
             monkeypatch.delenv(key)
-    for key, value in _operator_env("api1").items():
+    for key, value in env.items():
         if key.lower() in Settings.model_fields:
             monkeypatch.setenv(key, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.is_production and not settings.is_sqlite
-    assert settings.run_worker_in_process is False
+    return Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 def test_secrets_are_required_and_stay_where_they_are_needed() -> None:
@@ -149,7 +168,7 @@ def test_secrets_are_required_and_stay_where_they_are_needed() -> None:
 def test_migrate_runs_to_completion_before_the_api_and_the_worker() -> None:
     migrate = SERVICES["migrate"]
     command = " ".join(migrate["command"])
-    assert command in ("alembic upgrade head", "python -m app.cli migrate")
+    assert command.endswith("python -m app.cli check && exec python -m app.cli migrate")
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
     for name in API_REPLICAS | {"worker"}:
@@ -179,6 +198,8 @@ def _uvicorn_port(service: dict[str, Any]) -> int:
     command = service["command"]
     text = command if isinstance(command, str) else " ".join(command)
     assert "uvicorn" in text and "app.main:create_app" in text
+    # The app reads client addresses (TRUSTED_PROXIES); uvicorn must not rewrite them first.
+    assert "--no-proxy-headers" in text
     match = re.search(r"--port\s+(\d+)", text)
     assert match is not None
     return int(match.group(1))
