@@ -1,8 +1,8 @@
 """pinyin sort keys: `name_sort` beside every name that lists are ordered by
 
 Revision ID: 42248bdf7bf9
-Revises: 12f0518644a9
-Create Date: 2026-11-29 21:43:40.751400
+Revises: fae9e05e1a26
+Create Date: 2026-11-29 23:17:00
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 from app.core.sorting import pinyin_key
 
 revision: str = '42248bdf7bf9'
-down_revision: str | None = '12f0518644a9'
+down_revision: str | None = 'fae9e05e1a26'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
