@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.core.times import Timestamp
 from app.core.types import MAX_ID
 from app.integrations.models import DeliveryStatus, Scope, WebhookStatus
 
@@ -66,10 +66,10 @@ class ApiKeyPublic(BaseModel):
     scopes: list[str]
     region_id: int
     rate_limit_per_minute: int
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-    created_at: datetime
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None
+    created_at: Timestamp
 
 
 class IntegratorPublic(BaseModel):
@@ -80,7 +80,7 @@ class IntegratorPublic(BaseModel):
     contact_email: str | None
     allowed_ips: list[str]
     is_active: bool
-    created_at: datetime
+    created_at: Timestamp
     keys: list[ApiKeyPublic] = Field(default_factory=list)
 
 
@@ -102,7 +102,7 @@ class ApiKeyCreate(BaseModel):
     scopes: list[Scope] = Field(min_length=1, max_length=10)
     region_id: int = Field(ge=1, le=MAX_ID, description="Region subtree the key works in")
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
 
 
 class ApiKeyIssued(ApiKeyPublic):
@@ -123,7 +123,7 @@ class AuditLogEntryPublic(BaseModel):
     outcome: str = Field(examples=["ok"])
     client_ip: str | None
     target: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WebhookCreate(BaseModel):
@@ -164,9 +164,9 @@ class WebhookPublic(BaseModel):
     region_id: int | None
     status: WebhookStatus
     consecutive_failures: int
-    paused_at: datetime | None
+    paused_at: Timestamp | None
     pause_reason: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WebhookCreated(WebhookPublic):
@@ -180,7 +180,7 @@ class WebhookAttemptPublic(BaseModel):
     status_code: int | None
     error: str | None
     duration_ms: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WebhookDeliveryPublic(BaseModel):
@@ -190,9 +190,9 @@ class WebhookDeliveryPublic(BaseModel):
     event: str
     status: DeliveryStatus
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: Timestamp
     last_status_code: int | None
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
     attempt_log: list[WebhookAttemptPublic] = Field(default_factory=list)
