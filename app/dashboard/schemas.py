@@ -507,7 +507,7 @@ class ArchiveSuggestion(BaseModel):
     title: str
     status: str
     role: str = Field(description="lead (领衔) or co_signer (附议)")
-    submitted_at: datetime
+    submitted_at: Timestamp
     evaluation: str | None
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.cases.models import CaseStatus
+from app.core.times import Timestamp
 from app.core.types import MAX_ID
 from app.hotspots.models import HotspotStatus
 
@@ -37,8 +38,8 @@ class HotspotPublic(BaseModel):
                     "category": {"id": 1, "name": "市政设施", "cases": 9},
                     "case_count": 9,
                     "cases_last_14_days": 4,
-                    "first_case_at": "2026-10-03T08:12:00+00:00",
-                    "last_case_at": "2026-11-20T11:40:00+00:00",
+                    "first_case_at": "2026-10-03T16:12:00+08:00",
+                    "last_case_at": "2026-11-20T19:40:00+08:00",
                 }
             ]
         }
@@ -51,8 +52,8 @@ class HotspotPublic(BaseModel):
     category: Named | None
     case_count: int
     cases_last_14_days: int
-    first_case_at: datetime | None
-    last_case_at: datetime | None
+    first_case_at: Timestamp | None
+    last_case_at: Timestamp | None
 
 
 class WeekCount(BaseModel):
@@ -72,7 +73,7 @@ class Representative(BaseModel):
     title: str
     excerpt: str = Field(description="The report's start, personal data masked")
     region_name: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class HotspotCaseRef(BaseModel):
@@ -81,7 +82,7 @@ class HotspotCaseRef(BaseModel):
     title: str
     status: CaseStatus
     region_id: int
-    created_at: datetime
+    created_at: Timestamp
     pinned: bool = Field(description="Placed by staff (split or merge): regrouping keeps it")
 
 
@@ -98,8 +99,8 @@ class HotspotDetail(HotspotPublic):
                     "category": {"id": 1, "name": "市政设施", "cases": 9},
                     "case_count": 9,
                     "cases_last_14_days": 4,
-                    "first_case_at": "2026-10-03T08:12:00+00:00",
-                    "last_case_at": "2026-11-20T11:40:00+00:00",
+                    "first_case_at": "2026-10-03T16:12:00+08:00",
+                    "last_case_at": "2026-11-20T19:40:00+08:00",
                     "weekly": [{"week_start": "2026-11-16", "cases": 3}],
                     "points": [{"case_id": 101, "latitude": 30.2803, "longitude": 120.1321}],
                     "categories": [{"id": 1, "name": "市政设施", "cases": 9}],
@@ -112,7 +113,7 @@ class HotspotDetail(HotspotPublic):
                             "title": "翠苑一区东门路灯不亮",
                             "excerpt": "东门路灯坏了一个多月，我叫王**，电话138****5678……",
                             "region_name": "翠苑社区",
-                            "created_at": "2026-11-20T11:40:00+00:00",
+                            "created_at": "2026-11-20T19:40:00+08:00",
                         }
                     ],
                     "cases": [
@@ -122,7 +123,7 @@ class HotspotDetail(HotspotPublic):
                             "title": "翠苑一区东门路灯不亮",
                             "status": "handling",
                             "region_id": 4,
-                            "created_at": "2026-11-20T11:40:00+00:00",
+                            "created_at": "2026-11-20T19:40:00+08:00",
                             "pinned": False,
                         }
                     ],

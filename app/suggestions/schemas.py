@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.cases.models import CaseStatus, Satisfaction
+from app.core.times import Timestamp
 from app.core.types import MAX_ID
 from app.suggestions.models import SuggestionStatus
 
@@ -124,7 +124,7 @@ class ConsultationCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "held_at": "2026-11-25T02:00:00+00:00",
+                    "held_at": "2026-11-25T10:00:00+08:00",
                     "place": "翠苑社区代表联络站",
                     "participants": "王建国代表、区城管局李科长",
                     "summary": "商定12月底前完成线路改造",
@@ -133,7 +133,7 @@ class ConsultationCreate(BaseModel):
         },
     )
 
-    held_at: datetime
+    held_at: Timestamp
     place: str | None = Field(default=None, max_length=200)
     participants: str | None = Field(default=None, max_length=500)
     summary: str = Field(min_length=2, max_length=5000)
@@ -150,7 +150,7 @@ class SuggestionCaseRef(BaseModel):
     number: str | None
     title: str = Field(description="Masked")
     status: CaseStatus
-    created_at: datetime
+    created_at: Timestamp
 
 
 class SuggestionEventPublic(BaseModel):
@@ -160,17 +160,17 @@ class SuggestionEventPublic(BaseModel):
     actor_role: str
     note: str | None
     data: dict[str, Any]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ConsultationPublic(BaseModel):
     id: int
     unit: Ref
-    held_at: datetime
+    held_at: Timestamp
     place: str | None
     participants: str | None
     summary: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class SuggestionPublic(BaseModel):
@@ -187,11 +187,11 @@ class SuggestionPublic(BaseModel):
                     "region_id": 4,
                     "case_count": 9,
                     "lead_unit": {"id": 3, "name": "区城市管理局"},
-                    "deadline_at": "2027-02-26T15:59:59+00:00",
+                    "deadline_at": "2027-02-26T23:59:59+08:00",
                     "evaluation": None,
                     "rehandle_count": 0,
                     "version": 4,
-                    "created_at": "2026-11-20T08:00:00+00:00",
+                    "created_at": "2026-11-20T16:00:00+08:00",
                 }
             ]
         }
@@ -206,11 +206,11 @@ class SuggestionPublic(BaseModel):
     region_id: int
     case_count: int
     lead_unit: Ref | None
-    deadline_at: datetime | None
+    deadline_at: Timestamp | None
     evaluation: Satisfaction | None
     rehandle_count: int
     version: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class SuggestionDetail(SuggestionPublic):
@@ -219,11 +219,11 @@ class SuggestionDetail(SuggestionPublic):
     co_units: list[Ref]
     cases: list[SuggestionCaseRef]
     reply: str | None
-    replied_at: datetime | None
+    replied_at: Timestamp | None
     evaluation_comment: str | None
-    submitted_at: datetime | None
-    registered_at: datetime | None
-    assigned_at: datetime | None
+    submitted_at: Timestamp | None
+    registered_at: Timestamp | None
+    assigned_at: Timestamp | None
     supervised_count: int
     consultations: list[ConsultationPublic]
     timeline: list[SuggestionEventPublic]
@@ -286,5 +286,5 @@ class UnitAssessment(BaseModel):
 
     year: int
     published: bool
-    published_at: datetime | None
+    published_at: Timestamp | None
     units: list[UnitAssessmentRow]

@@ -11,7 +11,7 @@ from tests.conftest import database_url_for_tests
 from tests.dbutil import fresh_database_url
 from tests.test_migrations import _config, _sync_url
 
-BEFORE_SORT_KEYS = "b99d1b080196"
+BEFORE_SORT_KEYS = "713528ca2ef6"
 SORT_KEYS = "42248bdf7bf9"
 
 

@@ -1,7 +1,7 @@
 """pinyin sort keys: `name_sort` beside every name that lists are ordered by
 
 Revision ID: 42248bdf7bf9
-Revises: b99d1b080196
+Revises: 713528ca2ef6
 Create Date: 2026-11-29 23:17:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from app.core.sorting import pinyin_key
 
 revision: str = '42248bdf7bf9'
-down_revision: str | None = 'b99d1b080196'
+down_revision: str | None = '713528ca2ef6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
