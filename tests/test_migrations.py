@@ -42,20 +42,24 @@ def test_migrations_match_models_and_reverse() -> None:
     command.upgrade(config, "head")
 
     engine = create_engine(_sync_url(url))
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
-        drift = compare_metadata(context, metadata)
-        tables = set(inspect(conn).get_table_names())
-    assert drift == [], f"models and migrations differ: {drift}"
-    assert {t.name for t in metadata.sorted_tables} <= tables
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            drift = compare_metadata(context, metadata)
+            tables = set(inspect(conn).get_table_names())
+        assert drift == [], f"models and migrations differ: {drift}"
+        assert {t.name for t in metadata.sorted_tables} <= tables
 
-    # `alembic check` is the same comparison, as operators run it.
-    command.check(config)
+        # `alembic check` is the same comparison, as operators run it.
+        command.check(config)
 
-    command.downgrade(config, "base")
-    with engine.connect() as conn:
-        assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
-    engine.dispose()
+        command.downgrade(config, "base")
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+    finally:
+        # Disposed even when an assertion fails: a pooled connection left to the garbage
+        # collector would fail a later test with a ResourceWarning.
+        engine.dispose()
 
 
 def test_one_head() -> None:
