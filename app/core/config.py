@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from app.core.proxy import TrustedProxies
 
 DEFAULT_JWT_SECRET = "development-only-secret-change-me"
+# What deploy/env.example writes where the operator must put a value of their own.
+EXAMPLE_PLACEHOLDER = "CHANGE-ME"
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -296,6 +299,17 @@ class Settings(BaseSettings):
         self.proxies  # noqa: B018
         return self
 
+    def example_placeholders(self) -> list[str]:
+        """The settings whose value still holds deploy/env.example's marker."""
+        found = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if EXAMPLE_PLACEHOLDER in json.dumps(value, default=str, ensure_ascii=False):
+                found.append(name.upper())
+        return sorted(found)
+
     def production_problems(self) -> list[str]:
         """What production refuses among these settings (app.startup adds the domains')."""
         if not self.is_production:
@@ -306,6 +320,11 @@ class Settings(BaseSettings):
             problems.append(f"JWT_SECRET {weakness}")
         if not self.wechat_configured:
             problems.append("WECHAT_APPID and WECHAT_SECRET must be set")
+        unfilled = self.example_placeholders()
+        if unfilled:
+            problems.append(
+                f"{', '.join(unfilled)} still hold the {EXAMPLE_PLACEHOLDER} of deploy/env.example"
+            )
         if self.is_sqlite and not self.allow_sqlite_in_production:
             problems.append(
                 "DATABASE_URL points at SQLite; use PostgreSQL or set ALLOW_SQLITE_IN_PRODUCTION=true"

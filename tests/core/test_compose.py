@@ -136,6 +136,17 @@ def test_an_env_example_copied_unfilled_stops_at_the_check(
     assert "JWT_SECRET" in problems
 
 
+def test_an_env_example_with_only_the_secret_filled_in_stops_at_the_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = _operator_env("api1", filled=False)
+    env["JWT_SECRET"] = secrets.token_urlsafe(48)
+    problems = " ".join(production_problems(_settings_from(monkeypatch, env)))
+    for name in ("WECHAT_APPID", "WECHAT_SECRET", "NOTIFY_TEMPLATES", "S3_SECRET_ACCESS_KEY"):
+        assert name in problems, problems
+    assert "JWT_SECRET" not in problems
+
+
 def _settings_from(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
     """Settings as the service reads them from exactly `env` (no .env file, nothing else)."""
     for key in list(os.environ):
