@@ -648,20 +648,20 @@ async def _notify_users(
     body: str,
     **params: Any,
 ) -> int:
-    sent = 0
-    for user_id in sorted(set(user_ids)):
-        row = await notify_service.enqueue(
-            session,
+    message_params = _params(activity, **params)
+    messages = [
+        notify_service.Message(
             recipient_id=user_id,
             event=event,
             dedupe_key=f"activity:{activity.id}:{key}",
             title=title,
             body=body,
             page=f"pages/activity/detail?id={activity.id}",
-            params=_params(activity, **params),
+            params=message_params,
         )
-        sent += row is not None
-    return sent
+        for user_id in sorted(set(user_ids))
+    ]
+    return len(await notify_service.enqueue_many(session, messages))
 
 
 async def _resolve_invitees(session: AsyncSession, invite: Invite) -> set[int]:

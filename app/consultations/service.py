@@ -500,26 +500,29 @@ async def publish_outcomes(session: AsyncSession, c: Consultation) -> PublishRes
         )
     ):
         per_user[int(user_id)][str(outcome)] += 1
+    messages = []
     for user_id, counts in sorted(per_user.items()):
         summary = "，".join(
             f"{OUTCOME_LABELS[o]}{counts[o]}条" for o in OUTCOME_LABELS if counts.get(o)
         )
-        await notify_service.enqueue(
-            session,
-            recipient_id=user_id,
-            event="consultation.outcomes",
-            dedupe_key=f"consultation:{c.id}:outcomes",
-            title="立法意见处理结果",
-            body=f"您对「{c.title}」提出的意见：{summary}",
-            page=f"pages/consultation/detail?id={c.id}",
-            params={
-                "consultation_id": c.id,
-                "title": c.title,
-                "note": summary,
-                "time": now.isoformat(),
-                **{o: counts.get(o, 0) for o in OUTCOME_LABELS},
-            },
+        messages.append(
+            notify_service.Message(
+                recipient_id=user_id,
+                event="consultation.outcomes",
+                dedupe_key=f"consultation:{c.id}:outcomes",
+                title="立法意见处理结果",
+                body=f"您对「{c.title}」提出的意见：{summary}",
+                page=f"pages/consultation/detail?id={c.id}",
+                params={
+                    "consultation_id": c.id,
+                    "title": c.title,
+                    "note": summary,
+                    "time": now.isoformat(),
+                    **{o: counts.get(o, 0) for o in OUTCOME_LABELS},
+                },
+            )
         )
+    await notify_service.enqueue_many(session, messages)
     await session.refresh(c)
     return PublishResult(
         consultation_id=c.id,  # type: ignore[arg-type]

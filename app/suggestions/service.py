@@ -795,17 +795,20 @@ def _params(suggestion: Suggestion, note: str, now: datetime) -> dict[str, Any]:
 async def _tell_deputies(
     session: AsyncSession, suggestion: Suggestion, event: str, note: str, now: datetime
 ) -> None:
-    for user_id in await _deputy_users(session, suggestion):
-        await notify_service.enqueue(
-            session,
+    params = _params(suggestion, note, now)
+    messages = [
+        notify_service.Message(
             recipient_id=user_id,
             event=event,
             dedupe_key=f"suggestion:{suggestion.id}:{event}:{suggestion.version}",
             title=f"代表建议{STATUS_TEXT[SuggestionStatus(suggestion.status)]}",
             body=f"「{suggestion.title}」{note}",
             page=SUGGESTION_PAGE.format(id=suggestion.id),
-            params=_params(suggestion, note, now),
+            params=params,
         )
+        for user_id in await _deputy_users(session, suggestion)
+    ]
+    await notify_service.enqueue_many(session, messages)
 
 
 async def _tell_units(
@@ -817,17 +820,20 @@ async def _tell_units(
     now: datetime,
     round_key: str = "",
 ) -> None:
-    for user_id in await unit_handlers(session, unit_ids):
-        await notify_service.enqueue(
-            session,
+    params = _params(suggestion, note, now)
+    messages = [
+        notify_service.Message(
             recipient_id=user_id,
             event=event,
             dedupe_key=f"suggestion:{suggestion.id}:{event}:{suggestion.rehandle_count}:{round_key}",
             title=f"代表建议{suggestion.number or ''}",
             body=f"「{suggestion.title}」{note}",
             page=SUGGESTION_PAGE.format(id=suggestion.id),
-            params=_params(suggestion, note, now),
+            params=params,
         )
+        for user_id in await unit_handlers(session, unit_ids)
+    ]
+    await notify_service.enqueue_many(session, messages)
 
 
 async def _tell_residents(
@@ -847,6 +853,7 @@ async def _tell_residents(
     )
     answer = text if len(text) <= 200 else text[:200] + "……"
     public = f"您反映的问题已纳入人大代表建议（{suggestion.number}），承办单位答复：{answer}"
+    messages: list[notify_service.Message] = []
     for case in cases:
         assert case.id is not None
         await record_case_event(
@@ -862,24 +869,27 @@ async def _tell_residents(
         )
         if case.owner_id is None:
             continue
-        await notify_service.enqueue(
-            session,
-            recipient_id=case.owner_id,
-            event="case.suggestion_replied",
-            dedupe_key=f"case:{case.id}:suggestion:{suggestion.id}:{suggestion.rehandle_count}",
-            title="您反映的问题已纳入代表建议并获答复",
-            body=f"{case.number}「{case.title}」：{answer}",
-            page=CASE_PAGE.format(id=case.id),
-            params={
-                "case_id": case.id,
-                "number": case.number,
-                "title": case.title,
-                "status_text": "已答复",
-                "time": now.astimezone(SHANGHAI).isoformat(),
-                "note": "已纳入代表建议并获答复",
-                "reply": answer,
-            },
+        messages.append(
+            notify_service.Message(
+                recipient_id=case.owner_id,
+                event="case.suggestion_replied",
+                dedupe_key=f"case:{case.id}:suggestion:{suggestion.id}:{suggestion.rehandle_count}",
+                title="您反映的问题已纳入代表建议并获答复",
+                body=f"{case.number}「{case.title}」：{answer}",
+                page=CASE_PAGE.format(id=case.id),
+                params={
+                    "case_id": case.id,
+                    "number": case.number,
+                    "title": case.title,
+                    "status_text": "已答复",
+                    "time": now.astimezone(SHANGHAI).isoformat(),
+                    "note": "已纳入代表建议并获答复",
+                    "reply": answer,
+                },
+            )
         )
+    # Every resident's message in one statement, however many cases the suggestion carries.
+    await notify_service.enqueue_many(session, messages)
     await session.flush()
 
 
